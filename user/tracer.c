@@ -1,0 +1,302 @@
+#include "tracer.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "assemble.h"
+#include "attach.h"
+#include "log.h"
+#include <linux/types.h>
+#include "pqsnoop.h"
+#include "pqsnoop.skel.h"
+#include "procfs.h"
+
+#define MAX_LIBPQ 16
+
+static volatile sig_atomic_t stop_requested;
+
+void tracer_stop(void)
+{
+	stop_requested = 1;
+}
+
+struct run {
+	const struct tracer_opts *opts;
+	struct pqsnoop_bpf *skel;
+	struct attacher *at;
+	struct assembler *as;
+	pid_t *pids;		/* processes traced and alive */
+	size_t npids;
+	uint64_t processes;	/* ever traced */
+};
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int64_t mono_to_real_offset(void)
+{
+	struct timespec r, m;
+
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_MONOTONIC, &m);
+	return (int64_t)(r.tv_sec - m.tv_sec) * 1000000000LL +
+	       (r.tv_nsec - m.tv_nsec);
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && log_verbosity < 2)
+		return 0;
+	if (log_verbosity < 1)
+		return 0;
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int track_pid(struct run *r, pid_t pid)
+{
+	__u8 one = 1;
+	__u32 key = pid;
+	pid_t *p;
+
+	for (size_t i = 0; i < r->npids; i++)
+		if (r->pids[i] == pid)
+			return 0;
+	p = realloc(r->pids, (r->npids + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	r->pids = p;
+	r->pids[r->npids++] = pid;
+	r->processes++;
+	/* the fork tracepoint added it already when it came from a fork */
+	bpf_map__update_elem(r->skel->maps.traced_pids, &key, sizeof(key),
+			     &one, sizeof(one), BPF_ANY);
+	return 0;
+}
+
+/* Attach to every libpq copy any traced process maps; returns how many
+ * copies are attached in all. */
+static int scan_libpq(struct run *r)
+{
+	struct libpq_map *maps = calloc(MAX_LIBPQ, sizeof(*maps));
+	int n;
+
+	if (!maps)
+		return attacher__count(r->at);
+	for (size_t i = 0; i < r->npids; i++) {
+		n = proc_find_libpq(r->pids[i], maps, MAX_LIBPQ);
+		for (int j = 0; j < n; j++)
+			if (attacher__add(r->at, &maps[j]) > 0)
+				info("tracing %s in pid %d", maps[j].shown, (int)r->pids[i]);
+	}
+	free(maps);
+	return attacher__count(r->at);
+}
+
+/* Forget processes that exited; their open sends become unfinished. */
+static void reap(struct run *r)
+{
+	for (size_t i = 0; i < r->npids;) {
+		if (proc_alive(r->pids[i])) {
+			i++;
+			continue;
+		}
+		debug("pid %d exited", (int)r->pids[i]);
+		assembler__flush_pid(r->as, r->pids[i]);
+		r->pids[i] = r->pids[--r->npids];
+	}
+}
+
+static int on_record(void *ctx, void *data, size_t size)
+{
+	struct run *r = ctx;
+	uint32_t child = 0;
+
+	if (assembler__record(r->as, data, size, &child) == PQ_REC_FORK && child) {
+		debug("following forked child %u", child);
+		track_pid(r, (pid_t)child);
+	}
+	return 0;
+}
+
+static bool kernel_has_btf(void)
+{
+	return access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+}
+
+int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
+{
+	struct run r = { .opts = o };
+	struct ring_buffer *rb = NULL;
+	struct assembler_opts ao = {
+		.on_query = o->on_query, .ctx = o->ctx,
+		.mono_to_real_ns = mono_to_real_offset(),
+	};
+	char comm[64];
+	double start, next_scan, next_reap, deadline;
+	pid_t *desc = NULL;
+	size_t ndesc = 0;
+	int err, rc = 1;
+
+	memset(sum, 0, sizeof(*sum));
+	if (!proc_self_can_trace()) {
+		warn("needs root (or CAP_BPF and CAP_PERFMON) to load BPF programs: run it with sudo");
+		return 1;
+	}
+	if (o->pid <= 0 || !proc_alive(o->pid)) {
+		warn("no such process: %d (check the PID with ps or pgrep)", (int)o->pid);
+		return 1;
+	}
+	if (!kernel_has_btf()) {
+		warn("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): pqsnoop needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.8 or later)");
+		return 1;
+	}
+	proc_comm(o->pid, comm, sizeof(comm));
+	libbpf_set_print(libbpf_print);
+
+	r.skel = pqsnoop_bpf__open();
+	if (!r.skel) {
+		warn("failed to open BPF programs: %s", strerror(errno));
+		goto cleanup;
+	}
+	r.skel->rodata->follow_forks = o->follow_forks;
+	err = bpf_map__set_max_entries(r.skel->maps.events, o->ringbuf_bytes);
+	if (err) {
+		warn("failed to size the ring buffer to %zu bytes: %s", o->ringbuf_bytes,
+		     strerror(-err));
+		goto cleanup;
+	}
+	err = pqsnoop_bpf__load(r.skel);
+	if (err) {
+		warn("failed to load BPF programs: %s (pqsnoop needs kernel 5.17 or later with BTF and BPF ring buffers; run with -v for the verifier's log)",
+		     strerror(-err));
+		goto cleanup;
+	}
+	r.at = attacher__new(r.skel);
+	r.as = assembler__new(&ao);
+	if (!r.at || !r.as) {
+		warn("out of memory");
+		goto cleanup;
+	}
+
+	/* the process, and the workers it already forked (a pre-fork server) */
+	if (track_pid(&r, o->pid)) {
+		warn("out of memory");
+		goto cleanup;
+	}
+	err = proc_descendants(o->pid, &desc, &ndesc);
+	if (err)
+		warn("cannot list the children of pid %d: %s; tracing it alone",
+		     (int)o->pid, strerror(-err));
+	for (size_t i = 0; i < ndesc; i++)
+		track_pid(&r, desc[i]);
+	free(desc);
+	desc = NULL;
+
+	/* follow forks from now on, before waiting for or attaching to libpq */
+	err = pqsnoop_bpf__attach(r.skel);
+	if (err) {
+		warn("failed to attach the fork and exit tracepoints: %s", strerror(-err));
+		goto cleanup;
+	}
+
+	start = now_mono();
+	if (!scan_libpq(&r)) {
+		info("pid %d (%s) has not loaded libpq yet: waiting up to %g s for it (--wait-libpq)",
+		     (int)o->pid, comm, o->wait_libpq);
+		deadline = start + o->wait_libpq;
+		while (!stop_requested && now_mono() < deadline) {
+			usleep(100 * 1000);
+			reap(&r);
+			if (!r.npids) {
+				warn("pid %d (%s) exited before it loaded libpq", (int)o->pid, comm);
+				goto cleanup;
+			}
+			if (scan_libpq(&r))
+				break;
+		}
+		if (!attacher__count(r.at)) {
+			if (!stop_requested)
+				warn("no libpq in pid %d (%s) after %g s: pqsnoop traces PostgreSQL clients that use libpq (psycopg2, psycopg 3, psql, pgbench...); check the PID or raise --wait-libpq",
+				     (int)o->pid, comm, o->wait_libpq);
+			goto cleanup;
+		}
+	}
+
+	rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), on_record, &r, NULL);
+	if (!rb) {
+		warn("failed to create the ring buffer reader: %s", strerror(errno));
+		goto cleanup;
+	}
+	info("attached to pid %d (%s) and %zu child process(es); Ctrl-C to stop",
+	     (int)o->pid, comm, r.npids - 1);
+
+	start = now_mono();
+	next_scan = start + 1.0;
+	next_reap = start + 0.2;
+	sum->end_reason = "signal";
+	while (!stop_requested) {
+		double now;
+
+		err = ring_buffer__poll(rb, 100);
+		if (err < 0 && err != -EINTR) {
+			warn("failed to read the ring buffer: %s", strerror(-err));
+			goto cleanup;
+		}
+		now = now_mono();
+		if (o->on_tick) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			o->on_tick(ts.tv_sec * 1000000000ULL + ts.tv_nsec, o->ctx);
+		}
+		if (o->duration > 0 && now - start >= o->duration) {
+			sum->end_reason = "duration";
+			break;
+		}
+		if (now >= next_reap) {
+			/* read what is queued first: a fork record may name a
+			 * child that outlives its parent */
+			ring_buffer__consume(rb);
+			reap(&r);
+			next_reap = now + 0.2;
+			if (!r.npids) {
+				sum->end_reason = "target exited";
+				break;
+			}
+		}
+		if (now >= next_scan) {
+			scan_libpq(&r);	/* a libpq loaded later, another copy */
+			next_scan = now + 1.0;
+		}
+	}
+	ring_buffer__consume(rb);
+	assembler__flush(r.as);
+
+	sum->asm_stats = *assembler__stats(r.as);
+	sum->dropped_send = r.skel->bss->counters.dropped_send;
+	sum->dropped_end = r.skel->bss->counters.dropped_end;
+	sum->dropped_other = r.skel->bss->counters.dropped_other;
+	sum->conn_table_full = r.skel->bss->counters.conn_table_full;
+	sum->processes = r.processes;
+	sum->seconds = now_mono() - start;
+	rc = 0;
+cleanup:
+	free(desc);
+	ring_buffer__free(rb);
+	attacher__free(r.at);	/* probes first: nothing new arrives */
+	assembler__free(r.as);
+	pqsnoop_bpf__destroy(r.skel);
+	free(r.pids);
+	return rc;
+}
