@@ -67,7 +67,7 @@ ifeq ($(SAN),1)
 all: $(OUT)/pqsnoop
 else
 pqsnoop: $(OUT)/pqsnoop
-	$(Q)cp $< $@
+	$(Q)cp $< $@.tmp && mv -f $@.tmp $@
 endif
 
 $(OUT)/pqsnoop: $(TRACER_OBJS) $(OUT)/libcore.a
@@ -97,6 +97,9 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 $(OUT)/unit/%: tests/unit/%.c tests/unit/unit.h $(OUT)/libcore.a | $(OUT)/unit
 	$(msg) CC $@
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(OUT)/libcore.a $(EXTRA_LDFLAGS) $(LDLIBS_CORE)
+
+# libpq's private header, to check the pg_result offsets the BPF side reads
+$(OUT)/unit/test_pgresult_layout: CFLAGS += -Itests/unit/stubs -I/usr/include/postgresql/internal
 
 $(OUT) $(OUT)/core $(OUT)/unit:
 	$(Q)mkdir -p $@

@@ -331,8 +331,8 @@ int BPF_KPROBE(pq_get_result_enter, void *conn)
 
 static __always_inline bool is_error_status(__u32 status)
 {
-	return status == PQ_FATAL_ERROR || status == PQ_BAD_RESPONSE ||
-	       status == PQ_PIPELINE_ABORTED;
+	return status == PQS_FATAL_ERROR || status == PQS_BAD_RESPONSE ||
+	       status == PQS_PIPELINE_ABORTED;
 }
 
 /* Copy the SQLSTATE ('C' field) of an error result; bounded walk. */
@@ -400,11 +400,11 @@ int BPF_KRETPROBE(pq_get_result_exit, void *res)
 
 	if (res) {
 		bpf_probe_read_user(&status, sizeof(status), res + PGRES_OFF_STATUS);
-		if (status == PQ_PIPELINE_SYNC)	/* belongs to no query */
+		if (status == PQS_PIPELINE_SYNC)	/* belongs to no query */
 			return 0;
 		st->nresults++;
 		st->last_result_ns = bpf_ktime_get_ns();
-		if (status == PQ_TUPLES_OK || status == PQ_SINGLE_TUPLE) {
+		if (status == PQS_TUPLES_OK || status == PQS_SINGLE_TUPLE) {
 			bpf_probe_read_user(&ntups, sizeof(ntups), res + PGRES_OFF_NTUPS);
 			st->ntups += ntups;
 		}

@@ -39,18 +39,18 @@ enum pq_send_kind {
 
 /* libpq's ExecStatusType values we need (libpq-fe.h, stable since 14). */
 enum pq_exec_status {
-	PQ_EMPTY_QUERY = 0,
-	PQ_COMMAND_OK = 1,
-	PQ_TUPLES_OK = 2,
-	PQ_COPY_OUT = 3,
-	PQ_COPY_IN = 4,
-	PQ_BAD_RESPONSE = 5,
-	PQ_NONFATAL_ERROR = 6,
-	PQ_FATAL_ERROR = 7,
-	PQ_COPY_BOTH = 8,
-	PQ_SINGLE_TUPLE = 9,
-	PQ_PIPELINE_SYNC = 10,
-	PQ_PIPELINE_ABORTED = 11,
+	PQS_EMPTY_QUERY = 0,
+	PQS_COMMAND_OK = 1,
+	PQS_TUPLES_OK = 2,
+	PQS_COPY_OUT = 3,
+	PQS_COPY_IN = 4,
+	PQS_BAD_RESPONSE = 5,
+	PQS_NONFATAL_ERROR = 6,
+	PQS_FATAL_ERROR = 7,
+	PQS_COPY_BOTH = 8,
+	PQS_SINGLE_TUPLE = 9,
+	PQS_PIPELINE_SYNC = 10,
+	PQS_PIPELINE_ABORTED = 11,
 };
 
 struct pq_rec_send {

@@ -114,7 +114,7 @@ static __always_inline int py_read_stack(struct py_stack *out)
 	const struct py_offsets *o;
 	struct task_struct *task;
 	__u64 fs, ts, frame = 0, code, instr;
-	__u32 n = 0, i, owner_off, cstack, shift;
+	__u32 n = 0, i, slot, owner_off, cstack, shift;
 	__u8 owner;
 
 	out->nframes = 0;
@@ -180,8 +180,14 @@ static __always_inline int py_read_stack(struct py_stack *out)
 		    py_rd64(frame + o->fr_instr, &instr) ||
 		    bpf_probe_read_user(&owner, 1, (const void *)(frame + owner_off)))
 			goto read_error;
-		out->frames[n].code = code;
-		out->frames[n].instr = (__u64)((__s64)(instr << shift) >> shift);
+		/* n < PY_MAX_FRAMES already, but the verifier loses that
+		 * check when clang copies n; barrier_var() keeps clang from
+		 * dropping the mask as redundant */
+		slot = n;
+		barrier_var(slot);
+		slot &= PY_MAX_FRAMES - 1;
+		out->frames[slot].code = code;
+		out->frames[slot].instr = (__u64)((__s64)(instr << shift) >> shift);
 		/* 1 unless owner == cstack; both are below 0x200 */
 		n += (((__u32)owner ^ cstack) + 0x1ff) >> 9 & 1;
 		if (py_rd64(frame + o->fr_back, &frame))

@@ -92,7 +92,7 @@ int64_t pq_rows_from_result(uint32_t status, int32_t ntups, const char *tag)
 {
 	const char *p;
 
-	if (status == PQ_TUPLES_OK || status == PQ_SINGLE_TUPLE)
+	if (status == PQS_TUPLES_OK || status == PQS_SINGLE_TUPLE)
 		return ntups < 0 ? 0 : ntups;
 	if (!tag || !*tag)
 		return 0;
@@ -298,8 +298,8 @@ static void deliver(struct assembler *a, const struct conn_q *c,
 		q.duration_ns = e->end_ns > p->start_ns ? e->end_ns - p->start_ns : 0;
 		q.result_status = pq_exec_status_name(e->status);
 		q.nresults = e->nresults;
-		if (e->status == PQ_FATAL_ERROR || e->status == PQ_BAD_RESPONSE ||
-		    e->status == PQ_PIPELINE_ABORTED) {
+		if (e->status == PQS_FATAL_ERROR || e->status == PQS_BAD_RESPONSE ||
+		    e->status == PQS_PIPELINE_ABORTED) {
 			status = PQ_STATUS_ERROR;
 			q.rows = 0;
 		} else {

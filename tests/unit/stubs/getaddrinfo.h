@@ -1,0 +1,1 @@
+/* stands in for a PostgreSQL server header libpq-int.h includes; nothing in it is needed */
