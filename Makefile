@@ -11,6 +11,7 @@
 # ./pqsnoop.  SAN=1 builds with AddressSanitizer and UBSan into build/san/.
 
 .DELETE_ON_ERROR:
+.SECONDARY:
 .SUFFIXES:
 
 ifeq ($(V),1)
