@@ -71,33 +71,36 @@ static __always_inline int py_tstate_is(const struct py_offsets *o, __u64 ts, __
 	return ts && !py_rd64(ts + o->ts_thread_id, &tid) && tid == fs;
 }
 
-/* Walks interpreters and their thread lists for thread_id == fs; 0 if none. */
+/*
+ * Walks interpreters and their thread lists for thread_id == fs; 0 if none.
+ * Two nested loops rather than one flat loop: in a flat loop the verifier
+ * explored every way of spreading the interpreter switches over the
+ * iterations (and gave up at 1M instructions).
+ */
 static __always_inline __u64 py_walk_tstate(const struct py_offsets *o, __u64 fs)
 {
-	__u64 interp = 0, ts = 0, tid;
-	int i, ninterp = 0;
+	__u64 interp = 0, ts, tid;
+	int i, j;
 
-	if (py_rd64(o->runtime + o->rt_interp_head, &interp) || !interp)
+	if (py_rd64(o->runtime + o->rt_interp_head, &interp))
 		return 0;
-	if (py_rd64(interp + o->is_threads_head, &ts))
-		return 0;
-	for (i = 0; i < PY_MAX_THREADS + PY_MAX_INTERPS; i++) {
-		if (!ts) {
-			/* end of this interpreter's list: go to the next one */
-			if (++ninterp >= PY_MAX_INTERPS)
+	for (j = 0; j < PY_MAX_INTERPS; j++) {
+		if (!interp)
+			break;
+		if (py_rd64(interp + o->is_threads_head, &ts))
+			return 0;
+		for (i = 0; i < PY_MAX_THREADS; i++) {
+			if (!ts)
 				break;
-			if (py_rd64(interp + o->is_next, &interp) || !interp)
-				break;
-			if (py_rd64(interp + o->is_threads_head, &ts))
-				break;
-			continue;
+			if (py_rd64(ts + o->ts_thread_id, &tid))
+				return 0;
+			if (tid == fs)
+				return ts;
+			if (py_rd64(ts + o->ts_next, &ts))
+				return 0;
 		}
-		if (py_rd64(ts + o->ts_thread_id, &tid))
-			break;
-		if (tid == fs)
-			return ts;
-		if (py_rd64(ts + o->ts_next, &ts))
-			break;
+		if (py_rd64(interp + o->is_next, &interp))
+			return 0;
 	}
 	return 0;
 }

@@ -13,7 +13,14 @@
 
 #define MAX_COPIES 64
 
-/* The probes, in attach order: each libpq function, entry or return. */
+/*
+ * The probes, in attach order.  The order matters while a busy process is
+ * being attached: result probes go first and send probes last, each return
+ * probe before its entry probe.  A result probe on its own sees no
+ * outstanding send and does nothing; if a send were recorded before the
+ * result probes were live, its results would be missed and every later
+ * result on that connection credited to the previous query.
+ */
 struct probe_spec {
 	const char *func;
 	bool retprobe;
@@ -23,17 +30,17 @@ struct probe_spec {
 #define PROG(name) offsetof(struct pqsnoop_bpf, progs.name)
 
 static const struct probe_spec probes[] = {
-	{ "PQsendQuery", false, PROG(pq_send_query) },
-	{ "PQsendQuery", true, PROG(pq_send_exit) },
-	{ "PQsendQueryParams", false, PROG(pq_send_query_params) },
-	{ "PQsendQueryParams", true, PROG(pq_send_exit) },
-	{ "PQsendPrepare", false, PROG(pq_send_prepare) },
-	{ "PQsendPrepare", true, PROG(pq_send_exit) },
-	{ "PQsendQueryPrepared", false, PROG(pq_send_query_prepared) },
-	{ "PQsendQueryPrepared", true, PROG(pq_send_exit) },
-	{ "PQgetResult", false, PROG(pq_get_result_enter) },
 	{ "PQgetResult", true, PROG(pq_get_result_exit) },
+	{ "PQgetResult", false, PROG(pq_get_result_enter) },
 	{ "PQfinish", false, PROG(pq_finish) },
+	{ "PQsendQuery", true, PROG(pq_send_exit) },
+	{ "PQsendQueryParams", true, PROG(pq_send_exit) },
+	{ "PQsendPrepare", true, PROG(pq_send_exit) },
+	{ "PQsendQueryPrepared", true, PROG(pq_send_exit) },
+	{ "PQsendQuery", false, PROG(pq_send_query) },
+	{ "PQsendQueryParams", false, PROG(pq_send_query_params) },
+	{ "PQsendPrepare", false, PROG(pq_send_prepare) },
+	{ "PQsendQueryPrepared", false, PROG(pq_send_query_prepared) },
 };
 
 #define NPROBES (sizeof(probes) / sizeof(probes[0]))

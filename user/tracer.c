@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -85,22 +86,52 @@ static int track_pid(struct run *r, pid_t pid)
 }
 
 /* Attach to every libpq copy any traced process maps; returns how many
- * copies are attached in all. */
+ * mappings were found (0: no traced process has libpq loaded). */
 static int scan_libpq(struct run *r)
 {
 	struct libpq_map *maps = calloc(MAX_LIBPQ, sizeof(*maps));
-	int n;
+	int n, found = 0;
 
 	if (!maps)
-		return attacher__count(r->at);
+		return 0;
 	for (size_t i = 0; i < r->npids; i++) {
 		n = proc_find_libpq(r->pids[i], maps, MAX_LIBPQ);
-		for (int j = 0; j < n; j++)
+		for (int j = 0; j < n; j++) {
+			found++;
 			if (attacher__add(r->at, &maps[j]) > 0)
 				info("tracing %s in pid %d", maps[j].shown, (int)r->pids[i]);
+		}
 	}
 	free(maps);
-	return attacher__count(r->at);
+	return found;
+}
+
+/*
+ * Before a process loads libpq, put the probes on the libpq files it is
+ * likely to load: a uprobe on a file is armed in every process that maps
+ * the file later, so the first query after the load is seen too.
+ */
+static void preattach_system_libpq(struct run *r)
+{
+	static const char *const dirs[] = {
+		"/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib64",
+		"/lib64", "/usr/lib", "/usr/local/lib", "/usr/local/pgsql/lib",
+	};
+	struct libpq_map m;
+	struct stat st;
+
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		memset(&m, 0, sizeof(m));
+		snprintf(m.shown, sizeof(m.shown), "%s/libpq.so.5", dirs[i]);
+		snprintf(m.path, sizeof(m.path), "/proc/%d/root%s",
+			 (int)r->opts->pid, m.shown);
+		if (stat(m.path, &st) != 0)
+			continue;
+		m.dev = st.st_dev;
+		m.ino = st.st_ino;
+		if (attacher__add(r->at, &m) > 0)
+			debug("probes armed on %s before it is loaded", m.shown);
+	}
 }
 
 /* Forget processes that exited; their open sends become unfinished. */
@@ -129,9 +160,12 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static bool kernel_has_btf(void)
+/* PQSNOOP_TEST_BTF_PATH lets the tests play a kernel without BTF. */
+static const char *kernel_btf_path(void)
 {
-	return access("/sys/kernel/btf/vmlinux", R_OK) == 0;
+	const char *p = getenv("PQSNOOP_TEST_BTF_PATH");
+
+	return p && *p ? p : "/sys/kernel/btf/vmlinux";
 }
 
 int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
@@ -157,8 +191,9 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 		warn("no such process: %d (check the PID with ps or pgrep)", (int)o->pid);
 		return 1;
 	}
-	if (!kernel_has_btf()) {
-		warn("this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): pqsnoop needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.8 or later)");
+	if (access(kernel_btf_path(), R_OK) != 0) {
+		warn("this kernel has no BTF (%s is missing): pqsnoop needs a kernel built with CONFIG_DEBUG_INFO_BTF=y (5.8 or later)",
+		     kernel_btf_path());
 		return 1;
 	}
 	proc_comm(o->pid, comm, sizeof(comm));
@@ -212,25 +247,27 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 
 	start = now_mono();
 	if (!scan_libpq(&r)) {
+		preattach_system_libpq(&r);
 		info("pid %d (%s) has not loaded libpq yet: waiting up to %g s for it (--wait-libpq)",
 		     (int)o->pid, comm, o->wait_libpq);
 		deadline = start + o->wait_libpq;
-		while (!stop_requested && now_mono() < deadline) {
-			usleep(100 * 1000);
+		while (!stop_requested) {
+			if (scan_libpq(&r))
+				break;
 			reap(&r);
 			if (!r.npids) {
 				warn("pid %d (%s) exited before it loaded libpq", (int)o->pid, comm);
 				goto cleanup;
 			}
-			if (scan_libpq(&r))
-				break;
-		}
-		if (!attacher__count(r.at)) {
-			if (!stop_requested)
+			if (now_mono() >= deadline) {
 				warn("no libpq in pid %d (%s) after %g s: pqsnoop traces PostgreSQL clients that use libpq (psycopg2, psycopg 3, psql, pgbench...); check the PID or raise --wait-libpq",
 				     (int)o->pid, comm, o->wait_libpq);
-			goto cleanup;
+				goto cleanup;
+			}
+			usleep(50 * 1000);
 		}
+		if (stop_requested)
+			goto cleanup;
 	}
 
 	rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), on_record, &r, NULL);
