@@ -134,6 +134,13 @@ static void preattach_system_libpq(struct run *r)
 	}
 }
 
+static bool saw_queries(const struct run *r)
+{
+	const struct assembler_stats *st = assembler__stats(r->as);
+
+	return st->queries || st->prepares || st->pending;
+}
+
 /* Forget processes that exited; their open sends become unfinished. */
 static void reap(struct run *r)
 {
@@ -245,6 +252,12 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 		goto cleanup;
 	}
 
+	rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), on_record, &r, NULL);
+	if (!rb) {
+		warn("failed to create the ring buffer reader: %s", strerror(errno));
+		goto cleanup;
+	}
+
 	start = now_mono();
 	if (!scan_libpq(&r)) {
 		preattach_system_libpq(&r);
@@ -252,7 +265,11 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 		     (int)o->pid, comm, o->wait_libpq);
 		deadline = start + o->wait_libpq;
 		while (!stop_requested) {
-			if (scan_libpq(&r))
+			/* loaded: seen in its maps, or the armed probes fired
+			 * (a short script may load, query and exit between
+			 * two looks at its maps) */
+			if (scan_libpq(&r) || ring_buffer__consume(rb) > 0 ||
+			    saw_queries(&r))
 				break;
 			reap(&r);
 			if (!r.npids) {
@@ -270,11 +287,6 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 			goto cleanup;
 	}
 
-	rb = ring_buffer__new(bpf_map__fd(r.skel->maps.events), on_record, &r, NULL);
-	if (!rb) {
-		warn("failed to create the ring buffer reader: %s", strerror(errno));
-		goto cleanup;
-	}
 	info("attached to pid %d (%s) and %zu child process(es); Ctrl-C to stop",
 	     (int)o->pid, comm, r.npids - 1);
 
