@@ -27,6 +27,13 @@ enum pq_query_kind {
 	PQ_KIND_PREPARE,	/* PQprepare: parses, executes nothing */
 };
 
+/* One Python frame, innermost first in pq_query.stack. */
+struct pq_frame {
+	const char *file;	/* co_filename */
+	const char *func;	/* co_qualname (3.11+) or co_name */
+	uint32_t line;		/* 0 when unknown */
+};
+
 struct pq_query {
 	enum pq_query_kind kind;
 	enum pq_query_status status;
@@ -50,6 +57,14 @@ struct pq_query {
 	const char *error;	/* server's primary message, or "" */
 	const char *comm;	/* thread name */
 	uint32_t nresults;	/* results the query produced (several for "a; b") */
+
+	/* The Python stack that sent the query (Stacks issue); nframes == 0
+	 * when there is none: not Python, --no-stacks, or unreadable
+	 * (stack_error then says why). */
+	const struct pq_frame *stack;
+	uint32_t nframes;
+	bool stack_truncated;	/* deeper than what was captured */
+	const char *stack_error;	/* NULL, or why there is no stack */
 };
 
 const char *pq_query_status_name(enum pq_query_status status);
