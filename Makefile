@@ -42,8 +42,8 @@ endif
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter
 CFLAGS := -g -std=gnu11 $(WARN) $(EXTRA_CFLAGS) -D_GNU_SOURCE \
 	-I$(OUT) -Ibpf -Iuser -I/usr/include/postgresql
-LDLIBS_CORE := -lpg_query -lz -lm
-LDLIBS := -lbpf -lelf $(LDLIBS_CORE)
+LDLIBS_CORE := -lpg_query -lelf -lz -lm
+LDLIBS := -lbpf $(LDLIBS_CORE)
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Ivmlinux -Ibpf

@@ -178,6 +178,18 @@ int BPF_KPROBE(pq_send_query_prepared, void *conn, const char *stmt_name)
 	return send_enter(PQ_SEND_QUERY_PREPARED, conn, NULL, stmt_name);
 }
 
+SEC("uprobe")
+int BPF_KPROBE(pq_send_describe, void *conn, const char *name)
+{
+	return send_enter(PQ_SEND_DESCRIBE, conn, NULL, name);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(pq_send_close, void *conn, const char *name)
+{
+	return send_enter(PQ_SEND_CLOSE, conn, NULL, name);
+}
+
 /* One bpf_loop step: read the next chunk; a short read found the NUL. */
 static long scan_chunk(__u32 i, void *data)
 {
@@ -458,21 +470,20 @@ int BPF_KPROBE(pq_finish, void *conn)
 	st = bpf_map_lookup_elem(&conns, &key);
 	if (!st)
 		return 0;
-	/* Sends still outstanding will never complete: say so, so user space
-	 * reports them instead of waiting forever.  A freed PGconn's address
-	 * may be reused by the next connection: forget this one. */
-	if (st->next_seq != st->done_seq) {
-		r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-		if (r) {
-			r->type = PQ_REC_CONN_CLOSE;
-			r->pid = key.pid;
-			r->conn = key.conn;
-			r->next_seq = st->next_seq;
-			r->ts_ns = bpf_ktime_get_ns();
-			bpf_ringbuf_submit(r, 0);
-		} else {
-			__sync_fetch_and_add(&counters.dropped_other, 1);
-		}
+	/* Sends still outstanding will never complete, and the statement
+	 * names prepared on this connection die with it: tell user space.
+	 * A freed PGconn's address may be reused by the next connection:
+	 * forget this one. */
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (r) {
+		r->type = PQ_REC_CONN_CLOSE;
+		r->pid = key.pid;
+		r->conn = key.conn;
+		r->next_seq = st->next_seq;
+		r->ts_ns = bpf_ktime_get_ns();
+		bpf_ringbuf_submit(r, 0);
+	} else {
+		__sync_fetch_and_add(&counters.dropped_other, 1);
 	}
 	bpf_map_delete_elem(&conns, &key);
 	return 0;

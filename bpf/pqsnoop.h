@@ -35,6 +35,11 @@ enum pq_send_kind {
 	PQ_SEND_QUERY_PARAMS = 2,	/* PQsendQueryParams (PQexecParams) */
 	PQ_SEND_PREPARE = 3,		/* PQsendPrepare (PQprepare): no execution */
 	PQ_SEND_QUERY_PREPARED = 4,	/* PQsendQueryPrepared: name only */
+	/* Not queries, but they take a place in the connection's result
+	 * order (pipeline mode), so they are numbered like the others and
+	 * never reported. */
+	PQ_SEND_DESCRIBE = 5,		/* PQsendDescribePrepared/Portal */
+	PQ_SEND_CLOSE = 6,		/* PQsendClosePrepared/Portal (libpq 17) */
 };
 
 /* libpq's ExecStatusType values we need (libpq-fe.h, stable since 14). */
@@ -91,7 +96,7 @@ struct pq_rec_end {
 	__u64 seq;		/* the send this completes */
 	__u64 end_ns;		/* CLOCK_MONOTONIC when the last result came */
 	__u32 nresults;		/* non-NULL results seen for this send */
-	__s32 ntups;		/* rows of the last result carrying tuples */
+	__s32 ntups;		/* rows of all results carrying tuples, summed */
 	char sqlstate[8];	/* of the first error result, NUL-terminated */
 	char cmd_status[PQ_CMDSTATUS_MAX];	/* of the last result */
 	char errmsg[PQ_ERRMSG_MAX];	/* of the first error result */

@@ -24,7 +24,6 @@ from conftest import CLIENTS, PYTHON, Trace, pg_bin
 
 STATUSES = {"ok", "error", "unknown", "unfinished"}
 APIS = {"PQsendQuery", "PQsendQueryParams", "PQsendQueryPrepared", "PQsendPrepare"}
-NOT_GIVEN = object()
 
 
 def Q(sql, api="PQsendQuery", status="ok", rows=None, cmd=None, result=None,
@@ -92,7 +91,8 @@ def check_run(tr, pids=None, comm=None):
     assert s.get("dropped") == 0, s
     assert s.get("queries") == len(tr.queries), s
     assert s.get("prepares") == len(tr.prepares), s
-    assert s.get("errors") == sum(e["status"] == "error" for e in tr.queries), s
+    # errors: failed executions and failed prepares alike
+    assert s.get("errors") == sum(e["status"] == "error" for e in tr.events), s
     slack = 1_000_000_000  # realtime derived from monotonic: allow 1 s
     for e in tr.events:
         where = "event %s" % json.dumps(e)[:300]
@@ -256,6 +256,100 @@ def test_psycopg3_server_log(pg, pg3):
     assert len(logged) == 21
 
 
+PG3_CURSORS_EXPECTED = [
+    CMD("BEGIN", "BEGIN", api="PQsendQueryParams"),
+    CMD('DECLARE "pq3_srv" CURSOR FOR SELECT n FROM generate_series(1, 7) AS n',
+        "DECLARE CURSOR", api="PQsendQueryParams"),
+    # (the PQsendDescribePortal round trip here is no query: no event)
+    Q('FETCH FORWARD 3 FROM "pq3_srv"', api="PQsendQueryParams", rows=3, cmd="FETCH 3",
+      result="PGRES_TUPLES_OK"),
+    Q('FETCH FORWARD 3 FROM "pq3_srv"', api="PQsendQueryParams", rows=3, cmd="FETCH 3",
+      result="PGRES_TUPLES_OK"),
+    # psycopg 3 stops after a short FETCH
+    Q('FETCH FORWARD 3 FROM "pq3_srv"', api="PQsendQueryParams", rows=1, cmd="FETCH 1",
+      result="PGRES_TUPLES_OK"),
+    CMD('CLOSE "pq3_srv"', "CLOSE CURSOR", api="PQsendQueryParams"),
+    CMD("COMMIT", "COMMIT", api="PQsendQueryParams"),
+    # stream(): 5 single-row results and a final empty one make 5 rows
+    SEL("SELECT n FROM generate_series(1, 5) AS n", 5, api="PQsendQueryParams"),
+]
+
+
+@pytest.mark.root
+def test_psycopg3_cursors(pg, runner):
+    tr = runner.trace_py("pg3_cursors.py")
+    check_run(tr, pids={tr.client.pid}, comm="python3")
+    assert_events(tr.events, PG3_CURSORS_EXPECTED)
+    assert server_log(pg, tr, tr.client.ready["backends"]) == query_sqls(tr)
+
+
+# --- libpq through ctypes: the cases no driver makes on demand ---------------------
+
+LIBPQ_SCENARIOS = {
+    # the refused send is never numbered, never reported
+    "refused": ([SEL("SELECT 'first'", 1), SEL("SELECT 'after'", 1)], 2),
+    # PQfinish with the query outstanding: unfinished, reported once; the next
+    # connection (at the same address, likely) starts clean
+    "finish_pending": ([Q("SELECT pg_sleep(0.3)", status="unfinished"),
+                        SEL("SELECT 'next'", 1)], 2),
+    # one send, two results (the third statement never runs): one error event
+    "multi_error": ([Q("SELECT 1; SELECT 1/0; SELECT 2", status="error", sqlstate="22012",
+                       error="division by zero")], 1),
+    "empty": ([Q("", rows=0, result="PGRES_EMPTY_QUERY"), SEL("SELECT 'after'", 1)], 2),
+    "single_row": ([SEL("SELECT generate_series(1, 5)", 5)], 1),
+    # the describe's result belongs to no query; results stay matched to sends
+    "pipeline_describe": ([P("s1", "SELECT $1::int + 1"),
+                           SEL("SELECT $1::int + 1", 1, api="PQsendQueryPrepared", stmt="s1"),
+                           SEL("SELECT 'tail'", 1, api="PQsendQueryParams")], 2),
+    # the statement after the failing one is aborted, not run: an error event.
+    # The server logs only the first: 1/0 fails while planning, at Bind,
+    # before the Execute that would log it
+    "pipeline_abort": ([SEL("SELECT 'p1'", 1, api="PQsendQueryParams"),
+                        Q("SELECT 1/0", api="PQsendQueryParams", status="error",
+                          sqlstate="22012", error="division by zero"),
+                        Q("SELECT 'p3'", api="PQsendQueryParams", status="error",
+                          result="PGRES_PIPELINE_ABORTED")], 1),
+    # s1 was prepared on a connection since closed: on the new connection the
+    # name means nothing (the server says 26000), so its text is unknown
+    "conn_reuse": ([P("s1", "SELECT 'old text'"),
+                    Q("", api="PQsendQueryPrepared", stmt="s1", status="error",
+                      sqlstate="26000", error='prepared statement "s1" does not exist')], 0),
+}
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("scenario", sorted(LIBPQ_SCENARIOS))
+def test_libpq_edge_cases(pg, runner, scenario):
+    expected, n_logged = LIBPQ_SCENARIOS[scenario]
+    tr = runner.trace_py("libpq_client.py", scenario)
+    msgs = tr.client.messages()
+    if scenario in ("finish_pending", "conn_reuse"):
+        # the point of these: the second PGconn has the first one's address
+        conn2 = [m["conn2"] for m in msgs if "conn2" in m]
+        assert conn2 == [tr.client.ready["conn"]], "precondition: PGconn address not reused"
+    check_run(tr, pids={tr.client.pid}, comm="python3")
+    assert_events(tr.events, expected)
+    if scenario == "conn_reuse":
+        assert tr.events[1].get("text_unknown") is True, tr.events[1]
+    backends = [m for m in msgs if m.get("done")][0]["backends"]
+    logged = server_log(pg, tr, set(backends))
+    assert len(logged) == n_logged, logged
+    assert logged == [e["sql"] for e in tr.queries][:n_logged]
+    assert tr.summary["unfinished"] == sum(e["status"] == "unfinished" for e in tr.events)
+
+
+@pytest.mark.root
+def test_volume_no_drops(pg, runner):
+    """5000 back-to-back queries: every one reported, in order, none dropped."""
+    n = 5000
+    tr = runner.trace_py("libpq_client.py", "volume", str(n))
+    check_run(tr, pids={tr.client.pid}, comm="python3")
+    assert query_sqls(tr) == ["SELECT %d" % i for i in range(n)]
+    assert all(e["rows"] == 1 and e["status"] == "ok" for e in tr.queries)
+    assert tr.summary["queries"] == n and tr.summary["dropped"] == 0
+    assert len(server_log(pg, tr, tr.client.ready["backends"])) == n
+
+
 # --- threads -----------------------------------------------------------------
 
 THREADS, PER_THREAD = 8, 25
@@ -317,6 +411,19 @@ def test_fork_children_followed(pg, runner):
     assert tr.summary["queries"] == 8
 
 
+@pytest.mark.root
+def test_no_follow_forks(pg, runner):
+    """--no-follow-forks: the same client, only the parent's 2 queries (the
+    negative control for test_fork_children_followed)."""
+    tr = runner.trace_py("fork_client.py", extra=["--no-follow-forks"])
+    parent = tr.client.pid
+    check_run(tr, pids={parent}, comm="python3")
+    assert_events(tr.events, [SEL("SELECT 'parent' AS tag, 1", 1),
+                              SEL("SELECT 'parent' AS tag, 2", 1)])
+    # the children did run their queries: the server saw 2 + 2 * 3
+    assert len(server_log(pg, tr)) == 8
+
+
 # --- gunicorn: a forking server, traced through its master ----------------------
 
 class UnixHTTPConnection:
@@ -342,31 +449,45 @@ class UnixHTTPConnection:
         return json.loads(body)
 
 
+def wait_until(cond, proc, timeout, what):
+    deadline = time.time() + timeout
+    while not cond():
+        assert proc.alive(), "%s: process exited\n%s" % (what, proc.err.text())
+        assert time.time() < deadline, "%s: not within %d s" % (what, timeout)
+        time.sleep(0.05)
+
+
 @pytest.mark.root
-def test_gunicorn_workers(pg, runner, tmp_path):
+@pytest.mark.parametrize("mode", ["fork-after-attach", "running"])
+def test_gunicorn_workers(pg, runner, tmp_path, mode):
+    """Trace gunicorn's master PID; the queries come from its 2 sync workers.
+
+    fork-after-attach: the master (app preloaded, so libpq mapped) waits in
+    when_ready until pqsnoop is attached, then forks the workers: pqsnoop must
+    follow new children.  running: the README's case, an ordinary gunicorn
+    already serving (workers exist, only they have libpq) when pqsnoop
+    attaches to the master: pqsnoop must find the existing children.
+    """
     d = tmp_path / "gunicorn"
     d.mkdir()
     env = pg.env()
-    env["PQ_GUNICORN_DIR"] = str(d)
-    env["PYTHONPATH"] = CLIENTS
+    env.update(PQ_GUNICORN_DIR=str(d), PQ_GUNICORN_MODE=mode, PYTHONPATH=CLIENTS)
     master = runner.client([PYTHON, "-m", "gunicorn", "-c",
                             os.path.join(CLIENTS, "gunicorn_conf.py"),
                             "gunicorn_app:app"], env=env)
-    # gunicorn_conf.when_ready: the master bound its socket and waits for
-    # "go" before it forks any worker
-    deadline = time.time() + 30
-    while not (d / "ready").exists():
-        assert master.alive() and time.time() < deadline, master.err.text()
-        time.sleep(0.05)
+    wait_until((d / "ready").exists, master, 30, "gunicorn master ready")
     assert json.loads((d / "ready").read_text())["pid"] == master.pid
+    n_workers = lambda: len(list(d.glob("worker-*")))  # noqa: E731
+    if mode == "running":
+        wait_until(lambda: n_workers() == 2, master, 30, "2 workers up")
     snoop = runner.pqsnoop(["watch", "--json", "-p", str(master.pid)])
     snoop.wait_attached()
     mark = pg.log_mark()
     t0 = time.time_ns()
-    (d / "go").touch()
-    while len(list(d.glob("worker-*"))) < 2:
-        assert master.alive() and time.time() < deadline + 30, master.err.text()
-        time.sleep(0.05)
+    if mode == "fork-after-attach":
+        assert n_workers() == 0
+        (d / "go").touch()  # gunicorn_conf.when_ready: now fork the workers
+        wait_until(lambda: n_workers() == 2, master, 30, "2 workers up")
     workers = {int(p.name.split("-")[1]) for p in d.glob("worker-*")}
 
     # two rounds of two concurrent requests: a sync worker serves one request

@@ -84,6 +84,8 @@ static const char *api_name(uint32_t kind)
 	case PQ_SEND_QUERY_PARAMS: return "PQsendQueryParams";
 	case PQ_SEND_PREPARE: return "PQsendPrepare";
 	case PQ_SEND_QUERY_PREPARED: return "PQsendQueryPrepared";
+	case PQ_SEND_DESCRIBE: return "PQsendDescribe";
+	case PQ_SEND_CLOSE: return "PQsendClose";
 	}
 	return "?";
 }
@@ -266,6 +268,10 @@ static void deliver(struct assembler *a, const struct conn_q *c,
 	char err[sizeof(e->errmsg) + 1] = "";
 	size_t n;
 
+	if (p->kind == PQ_SEND_DESCRIBE || p->kind == PQ_SEND_CLOSE) {
+		a->stats.describes++;	/* took its place in the order; not a query */
+		return;
+	}
 	q.kind = p->kind == PQ_SEND_PREPARE ? PQ_KIND_PREPARE : PQ_KIND_QUERY;
 	q.pid = c->pid;
 	q.tid = p->tid;
@@ -357,7 +363,11 @@ static int on_send(struct assembler *a, const struct pq_rec_send *r, size_t size
 	p->flags = r->flags;
 	memcpy(p->comm, r->comm, sizeof(r->comm));
 	p->comm[sizeof(r->comm)] = 0;
-	if (r->kind == PQ_SEND_PREPARE || r->kind == PQ_SEND_QUERY_PREPARED)
+	if (r->kind < PQ_SEND_QUERY || r->kind > PQ_SEND_CLOSE) {
+		free(p);
+		return -1;
+	}
+	if (r->kind != PQ_SEND_QUERY && r->kind != PQ_SEND_QUERY_PARAMS)
 		p->name = dup_bytes(r->name, r->name_len);
 	if (r->kind == PQ_SEND_QUERY_PREPARED) {
 		s = p->name ? stmt_find(c, p->name) : NULL;
@@ -369,7 +379,7 @@ static int on_send(struct assembler *a, const struct pq_rec_send *r, size_t size
 		} else {
 			p->text_unknown = true;	/* prepared before we attached */
 		}
-	} else {
+	} else if (r->kind != PQ_SEND_DESCRIBE && r->kind != PQ_SEND_CLOSE) {
 		p->sql = dup_bytes(r->sql, cap);
 		p->sql_cap = cap;
 		p->sql_len = r->sql_len < cap ? cap : r->sql_len;

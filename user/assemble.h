@@ -37,6 +37,7 @@ struct assembler_stats {
 	uint64_t lost_ends;	/* delivered as unknown: their END was dropped */
 	uint64_t lost_sends;	/* ENDs whose SEND was dropped: not delivered */
 	uint64_t forks;		/* FORK records seen */
+	uint64_t describes;	/* describes/closes completed (not queries) */
 	uint64_t bad_records;	/* records too short or of unknown type */
 	uint64_t pending;	/* sends waiting for their END right now */
 };

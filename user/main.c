@@ -187,13 +187,19 @@ static void print_query(const struct pq_query *q, void *ctx)
 	watch_out__query(ctx, q);
 }
 
+static void print_summary(const struct run_summary *sum, void *ctx)
+{
+	watch_out__summary(ctx, sum, stderr);
+	fflush(stdout);
+}
+
 static int run_watch(const struct cli *c)
 {
 	struct tracer_opts o = {
 		.pid = c->pid, .follow_forks = c->follow_forks,
 		.duration = c->duration, .wait_libpq = c->wait_libpq,
 		.ringbuf_bytes = c->ringbuf_mb << 20,
-		.on_query = print_query,
+		.on_query = print_query, .on_end = print_summary,
 	};
 	struct run_summary sum;
 	struct watch_out *w;
@@ -208,8 +214,6 @@ static int run_watch(const struct cli *c)
 	}
 	o.ctx = w;
 	rc = tracer_run(&o, &sum);
-	if (rc == 0)
-		watch_out__summary(w, &sum, stderr);
 	watch_out__free(w);
 	if (fflush(stdout) || ferror(stdout))
 		return 1;

@@ -340,6 +340,8 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 	sum->processes = r.processes;
 	sum->seconds = now_mono() - start;
 	rc = 0;
+	if (o->on_end)
+		o->on_end(sum, o->ctx);
 cleanup:
 	free(desc);
 	ring_buffer__free(rb);

@@ -7,8 +7,8 @@ worker's first request: a libpq connection must not be shared across fork):
 then holds the request HOLD (1) seconds (so a concurrent request is taken by the
 other sync worker) and answers {"pid": worker pid, "backend": ..., "n": N}.
 
-Loaded in the master (gunicorn_conf.py sets preload_app), so psycopg2 and
-libpq are mapped in the master before it forks its workers.
+Loaded in the master when gunicorn_conf.py sets preload_app (then psycopg2
+and libpq are mapped in the master before it forks), else in each worker.
 """
 
 import json
