@@ -79,7 +79,7 @@ $(OUT)/libcore.a: $(CORE_OBJS)
 	$(msg) AR $@
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-$(OUT)/core/%.o: user/%.c $(wildcard user/*.h) bpf/pqsnoop.h | $(OUT)/core
+$(OUT)/core/%.o: user/%.c $(wildcard user/*.h) bpf/pqsnoop.h bpf/pystack.h | $(OUT)/core
 	$(msg) CC $@
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
@@ -87,7 +87,7 @@ $(OUT)/%.o: user/%.c $(wildcard user/*.h) bpf/pqsnoop.h $(SKELS) | $(OUT)
 	$(msg) CC $@
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
 
-$(OUT)/%.bpf.o: bpf/%.bpf.c bpf/pqsnoop.h vmlinux/vmlinux.h | $(OUT)
+$(OUT)/%.bpf.o: bpf/%.bpf.c bpf/pqsnoop.h bpf/pystack.h bpf/pystack.bpf.h vmlinux/vmlinux.h | $(OUT)
 	$(msg) BPF $@
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -95,7 +95,7 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(msg) GENSKEL $@
 	$(Q)$(BPFTOOL) gen skeleton $< > $@
 
-$(OUT)/unit/%: tests/unit/%.c tests/unit/unit.h $(OUT)/libcore.a | $(OUT)/unit
+$(OUT)/unit/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(OUT)/libcore.a | $(OUT)/unit
 	$(msg) CC $@
 	$(Q)$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(OUT)/libcore.a $(EXTRA_LDFLAGS) $(LDLIBS_CORE)
 
@@ -146,7 +146,7 @@ test: check-root deps
 	$(Q)cd tests && PQSNOOP=$(CURDIR)/build/san/pqsnoop UNIT_DIR=$(CURDIR)/build/san/unit \
 	  $(PYTEST) -q -p no:cacheprovider $(PYTEST_ARGS)
 
-unit: unit-bins
+unit: pqsnoop unit-bins
 	$(Q)cd tests && UNIT_DIR=$(CURDIR)/build/unit $(PYTEST) -q -p no:cacheprovider -m "not root" $(PYTEST_ARGS)
 
 demo: check-root deps pqsnoop

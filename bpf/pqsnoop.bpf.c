@@ -26,11 +26,13 @@
 #include <bpf/bpf_core_read.h>
 
 #include "pqsnoop.h"
+#include "pystack.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
 const volatile bool follow_forks = true;
+const volatile bool want_stacks = true;
 
 /* Read by user space; updated with atomic adds. */
 struct pq_counters counters = {};
@@ -108,6 +110,14 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pq_rec_send);
 } send_scratch SEC(".maps");
+
+/* The STACK record is built here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pq_rec_stack);
+} stack_scratch SEC(".maps");
 
 /*
  * State for measuring a long text, kept in a map value rather than on the
@@ -258,6 +268,33 @@ static __always_inline void read_sql(struct pq_rec_send *rec, const char *sql)
 		rec->flags |= PQ_SEND_F_LEN_CAPPED;
 }
 
+/*
+ * The Python stack of the thread sending the query.  Read at the send's
+ * return: the thread is still inside the C call, so its Python frames are
+ * the ones that made it.  Nothing is sent for a process that is not Python.
+ */
+static __always_inline void emit_stack(__u32 pid, __u64 conn, __u64 seq)
+{
+	struct pq_rec_stack *sr;
+	__u32 zero = 0;
+	__u64 n;
+
+	sr = bpf_map_lookup_elem(&stack_scratch, &zero);
+	if (!sr)
+		return;
+	if (py_read_stack(&sr->py) == PY_ERR_NOT_PYTHON)
+		return;
+	sr->type = PQ_REC_STACK;
+	sr->pid = pid;
+	sr->conn = conn;
+	sr->seq = seq;
+	n = sr->py.nframes;
+	if (n > PY_MAX_FRAMES)
+		n = PY_MAX_FRAMES;
+	if (bpf_ringbuf_output(&events, sr, PQ_REC_STACK_HDR_SIZE + PY_STACK_SIZE(n), 0))
+		__sync_fetch_and_add(&counters.dropped_stack, 1);
+}
+
 SEC("uretprobe")
 int BPF_KRETPROBE(pq_send_exit, int ret)
 {
@@ -313,8 +350,12 @@ int BPF_KRETPROBE(pq_send_exit, int ret)
 	n = PQ_REC_SEND_HDR_SIZE + rec->sql_cap + 1;
 	if (n > sizeof(*rec))
 		n = sizeof(*rec);
-	if (bpf_ringbuf_output(&events, rec, n, 0))
+	if (bpf_ringbuf_output(&events, rec, n, 0)) {
 		__sync_fetch_and_add(&counters.dropped_send, 1);
+		goto out;
+	}
+	if (want_stacks && a->kind != PQ_SEND_DESCRIBE && a->kind != PQ_SEND_CLOSE)
+		emit_stack(key.pid, key.conn, rec->seq);
 out:
 	bpf_map_delete_elem(&send_inflight, &id);
 	return 0;
@@ -501,6 +542,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	if (!follow_forks || cpid == ppid || !is_traced(ppid))
 		return 0;
 	bpf_map_update_elem(&traced_pids, &cpid, &one, BPF_ANY);
+	/* the child runs the same interpreter at the same addresses */
+	py_proc_fork(ppid, cpid);
 	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
 	if (!r) {
 		__sync_fetch_and_add(&counters.dropped_other, 1);

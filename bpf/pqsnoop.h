@@ -14,6 +14,8 @@
 #ifndef PQSNOOP_H
 #define PQSNOOP_H
 
+#include "pystack.h"
+
 /* Query text captured per query; longer text is cut, its real length kept. */
 #define PQ_SQL_MAX 4096
 /* Prepared statement names (psycopg 3 uses "_pg3_N"). */
@@ -27,6 +29,7 @@ enum pq_rec_type {
 	PQ_REC_END = 2,		/* the NULL after the last result of a send */
 	PQ_REC_CONN_CLOSE = 3,	/* PQfinish: outstanding sends will never end */
 	PQ_REC_FORK = 4,	/* a traced process forked a child, now traced */
+	PQ_REC_STACK = 5,	/* the Python stack of the SEND just before */
 };
 
 /* Which libpq entry point sent the query. */
@@ -110,6 +113,18 @@ struct pq_rec_conn_close {
 	__u64 ts_ns;
 };
 
+/* Sent right after the SEND it belongs to (same pid, conn, seq), with only
+ * the used frames: PQ_REC_STACK_HDR_SIZE + PY_STACK_SIZE(py.nframes). */
+struct pq_rec_stack {
+	__u32 type;		/* PQ_REC_STACK */
+	__u32 pid;
+	__u64 conn;
+	__u64 seq;
+	struct py_stack py;
+};
+
+#define PQ_REC_STACK_HDR_SIZE (sizeof(struct pq_rec_stack) - sizeof(struct py_stack))
+
 struct pq_rec_fork {
 	__u32 type;		/* PQ_REC_FORK */
 	__u32 parent_pid;
@@ -135,6 +150,7 @@ struct pq_counters {
 	__u64 dropped_send;	/* SEND records the ring buffer had no room for */
 	__u64 dropped_end;	/* END records the ring buffer had no room for */
 	__u64 dropped_other;	/* CONN_CLOSE / FORK records lost */
+	__u64 dropped_stack;	/* STACK records lost (the query is still reported) */
 	__u64 conn_table_full;	/* sends not tracked: connection table full */
 	__u64 orphan_results;	/* results with no outstanding send (ignored) */
 };

@@ -30,6 +30,9 @@
 /* glibc: PTHREAD_KEYS_MAX; pthread keys at or over it are ignored. */
 #define PY_MAX_PTHREAD_KEY 1024
 
+/* Most bytes of a frame read at once (py_offsets.fr_read <= PY_FRAME_WIN). */
+#define PY_FRAME_WIN 128
+
 /* An offset that does not exist in this Python version. */
 #define PY_OFF_NONE 0xffffffffu
 /* py_offsets.owner_cstack when no frame is to be skipped (no u8 equals it). */
@@ -69,10 +72,12 @@ struct py_offsets {
 	__u32 fr_back;		/* f_back / previous */
 	__u32 fr_instr;		/* f_lasti (int) / prev_instr / instr_ptr (pointer) */
 	__u32 fr_owner;		/* owner (char), PY_OFF_NONE before 3.11 */
+				/* (all four below PY_FRAME_WIN - 8) */
 	__u8 instr_size;	/* 4: f_lasti, an int; 8: a pointer */
 	__u8 pad0;
 	__u16 owner_cstack;	/* owner of frames to skip (3 on 3.12+), PY_OWNER_NONE */
-	__u8 pad[4];
+	__u16 fr_read;		/* bytes read per frame: every field above is inside */
+	__u8 pad[2];
 
 	/* The rest is for user space only (symbolization). */
 	__u64 code_type;	/* address of PyCode_Type */
@@ -126,5 +131,9 @@ struct py_stack {
 
 /* Bytes of a py_stack that hold n frames (to send only the used part). */
 #define PY_STACK_SIZE(n) (8 + 16 * (n))
+
+/* Both sides must agree on these layouts (BPF map values, ring buffer). */
+_Static_assert(sizeof(struct py_offsets) == 128, "struct py_offsets layout");
+_Static_assert(sizeof(struct py_stack) == PY_STACK_SIZE(PY_MAX_FRAMES), "struct py_stack layout");
 
 #endif /* PQSNOOP_PYSTACK_H */

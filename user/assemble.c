@@ -26,6 +26,10 @@ struct pending {
 	char *sql;		/* NUL-terminated copy of sql_cap bytes */
 	char *name;		/* statement name, or NULL */
 	char comm[17];
+	struct pq_frame *stack;	/* owned array; strings borrowed */
+	uint32_t nframes;
+	bool stack_truncated;
+	const char *stack_error;
 };
 
 struct stmt {
@@ -122,6 +126,7 @@ static void pending_free(struct pending *p)
 		return;
 	free(p->sql);
 	free(p->name);
+	free(p->stack);
 	free(p);
 }
 
@@ -291,6 +296,10 @@ static void deliver(struct assembler *a, const struct conn_q *c,
 	q.sqlstate = sqlstate;
 	q.error = err;
 	q.comm = p->comm;
+	q.stack = p->stack;
+	q.nframes = p->nframes;
+	q.stack_truncated = p->stack_truncated;
+	q.stack_error = p->stack_error;
 	if (e) {
 		memcpy(sqlstate, e->sqlstate, sizeof(e->sqlstate));
 		memcpy(cmd, e->cmd_status, sizeof(e->cmd_status));
@@ -480,6 +489,37 @@ int assembler__record(struct assembler *a, const void *data, size_t size,
 	if (ret < 0)
 		a->stats.bad_records++;
 	return ret;
+}
+
+int assembler__attach_stack(struct assembler *a, uint32_t pid, uint64_t conn,
+			    uint64_t seq, const struct pq_frame *frames, uint32_t n,
+			    bool truncated, const char *error)
+{
+	struct conn_q *c = conn_find(a, pid, conn, false);
+	struct pending *p;
+
+	if (!c)
+		return -1;
+	/* the stack follows its SEND at once: it is almost always the tail */
+	p = c->tail;
+	if (p && p->seq != seq)
+		for (p = c->head; p && p->seq != seq; p = p->next)
+			;
+	if (!p)
+		return -1;
+	free(p->stack);
+	p->stack = NULL;
+	p->nframes = 0;
+	if (n) {
+		p->stack = malloc(n * sizeof(*frames));
+		if (p->stack) {
+			memcpy(p->stack, frames, n * sizeof(*frames));
+			p->nframes = n;
+		}
+	}
+	p->stack_truncated = truncated;
+	p->stack_error = error;
+	return 0;
 }
 
 void assembler__flush(struct assembler *a)

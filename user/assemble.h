@@ -16,6 +16,7 @@
 #ifndef PQSNOOP_ASSEMBLE_H
 #define PQSNOOP_ASSEMBLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,17 @@ void assembler__free(struct assembler *a);
  */
 int assembler__record(struct assembler *a, const void *data, size_t size,
 		      uint32_t *child_pid);
+
+/*
+ * Give the pending send (pid, conn, seq) its Python stack: frames (copied;
+ * their strings are borrowed and must outlive the assembler), whether it
+ * was cut, and why it is missing or partial (error may be NULL; borrowed
+ * likewise).  Returns 0, or -1 when no such send is pending (its SEND was
+ * dropped).
+ */
+int assembler__attach_stack(struct assembler *a, uint32_t pid, uint64_t conn,
+			    uint64_t seq, const struct pq_frame *frames, uint32_t n,
+			    bool truncated, const char *error);
 
 /* Deliver every pending send as unfinished (end of a run). */
 void assembler__flush(struct assembler *a);

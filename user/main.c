@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callsite.h"
 #include "log.h"
 #include "tracer.h"
 #include "watch_output.h"
@@ -27,6 +28,8 @@ struct cli {
 	unsigned long ringbuf_mb;
 	bool json;
 	bool follow_forks;
+	bool stacks;
+	struct callsite_opts callsite;
 };
 
 static const char usage_text[] =
@@ -48,6 +51,10 @@ static const char usage_text[] =
 "                         (default 10)\n"
 "      --ringbuf-size MB  BPF ring buffer size, a power of two (default 16)\n"
 "      --no-follow-forks  do not trace children forked after attaching\n"
+"      --no-stacks        do not record the Python stack of each query\n"
+"      --app-prefix PATH  frames under PATH are application code even inside\n"
+"                         site-packages (repeatable; default: everything\n"
+"                         outside site-/dist-packages and the stdlib)\n"
 "  -v, --verbose          say more (twice: libbpf's debug output)\n"
 "  -h, --help             this help\n"
 "      --version          print the version\n"
@@ -104,7 +111,8 @@ static long parse_long(const char *s, const char *what, long min, long max)
 
 static void parse_cli(int argc, char **argv, struct cli *c)
 {
-	enum { OPT_JSON = 256, OPT_WAIT, OPT_RINGBUF, OPT_NOFORK, OPT_VERSION };
+	enum { OPT_JSON = 256, OPT_WAIT, OPT_RINGBUF, OPT_NOFORK, OPT_VERSION,
+	       OPT_NOSTACKS, OPT_APP_PREFIX };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "duration", required_argument, NULL, 'd' },
@@ -112,6 +120,8 @@ static void parse_cli(int argc, char **argv, struct cli *c)
 		{ "wait-libpq", required_argument, NULL, OPT_WAIT },
 		{ "ringbuf-size", required_argument, NULL, OPT_RINGBUF },
 		{ "no-follow-forks", no_argument, NULL, OPT_NOFORK },
+		{ "no-stacks", no_argument, NULL, OPT_NOSTACKS },
+		{ "app-prefix", required_argument, NULL, OPT_APP_PREFIX },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -123,11 +133,17 @@ static void parse_cli(int argc, char **argv, struct cli *c)
 	c->wait_libpq = 10;
 	c->ringbuf_mb = 16;
 	c->follow_forks = true;
+	c->stacks = true;
 
 	if (argc > 1 && argv[1][0] != '-') {
+		static char prog[64];
+
 		c->command = argv[1];
 		argv++;
 		argc--;
+		/* getopt names argv[0] in its messages: "pqsnoop watch: ..." */
+		snprintf(prog, sizeof(prog), "pqsnoop %s", c->command);
+		argv[0] = prog;
 	}
 	while ((opt = getopt_long(argc, argv, "p:d:vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -152,6 +168,16 @@ static void parse_cli(int argc, char **argv, struct cli *c)
 			break;
 		case OPT_NOFORK:
 			c->follow_forks = false;
+			break;
+		case OPT_NOSTACKS:
+			c->stacks = false;
+			break;
+		case OPT_APP_PREFIX:
+			if (c->callsite.n_app_prefixes >= CALLSITE_MAX_PREFIXES)
+				usage_error("too many --app-prefix (at most %d)", CALLSITE_MAX_PREFIXES);
+			if (optarg[0] != '/')
+				usage_error("invalid --app-prefix '%s': expected an absolute path", optarg);
+			c->callsite.app_prefixes[c->callsite.n_app_prefixes++] = optarg;
 			break;
 		case 'v':
 			log_verbosity++;
@@ -196,7 +222,7 @@ static void print_summary(const struct run_summary *sum, void *ctx)
 static int run_watch(const struct cli *c)
 {
 	struct tracer_opts o = {
-		.pid = c->pid, .follow_forks = c->follow_forks,
+		.pid = c->pid, .follow_forks = c->follow_forks, .stacks = c->stacks,
 		.duration = c->duration, .wait_libpq = c->wait_libpq,
 		.ringbuf_bytes = c->ringbuf_mb << 20,
 		.on_query = print_query, .on_end = print_summary,
@@ -207,7 +233,7 @@ static int run_watch(const struct cli *c)
 
 	/* line-buffered even into a pipe: a reader sees queries as they happen */
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	w = watch_out__new(stdout, c->json);
+	w = watch_out__new(stdout, c->json, &c->callsite);
 	if (!w) {
 		warn("out of memory");
 		return 1;

@@ -17,6 +17,7 @@
 #include "pqsnoop.h"
 #include "pqsnoop.skel.h"
 #include "procfs.h"
+#include "stack_resolver.h"
 
 #define MAX_LIBPQ 16
 
@@ -32,9 +33,11 @@ struct run {
 	struct pqsnoop_bpf *skel;
 	struct attacher *at;
 	struct assembler *as;
+	struct stack_resolver *sr;	/* NULL with --no-stacks */
 	pid_t *pids;		/* processes traced and alive */
 	size_t npids;
 	uint64_t processes;	/* ever traced */
+	bool said_no_stacks;
 };
 
 static double now_mono(void)
@@ -64,6 +67,33 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
+/* Tell the BPF side where pid's interpreter is, or say once why its
+ * queries will come without stacks. */
+static void learn_python(struct run *r, pid_t pid)
+{
+	const struct py_offsets *off;
+	__u32 key = pid;
+	char why[256] = "", comm[32];
+
+	off = stack_resolver__add(r->sr, pid, why, sizeof(why));
+	if (off) {
+		bpf_map__update_elem(r->skel->maps.py_procs, &key, sizeof(key),
+				     off, sizeof(*off), BPF_ANY);
+		return;
+	}
+	/* psql or pgbench have no Python stack to miss: no warning */
+	if (strstr(why, "is not a Python process")) {
+		debug("pid %d: %s", (int)pid, why);
+		return;
+	}
+	if (!r->said_no_stacks) {
+		proc_comm(pid, comm, sizeof(comm));
+		info("pid %d (%s): queries are traced without Python stacks: %s",
+		     (int)pid, comm, why);
+		r->said_no_stacks = true;
+	}
+}
+
 static int track_pid(struct run *r, pid_t pid)
 {
 	__u8 one = 1;
@@ -82,6 +112,8 @@ static int track_pid(struct run *r, pid_t pid)
 	/* the fork tracepoint added it already when it came from a fork */
 	bpf_map__update_elem(r->skel->maps.traced_pids, &key, sizeof(key),
 			     &one, sizeof(one), BPF_ANY);
+	if (r->sr)
+		learn_python(r, pid);
 	return 0;
 }
 
@@ -151,14 +183,38 @@ static void reap(struct run *r)
 		}
 		debug("pid %d exited", (int)r->pids[i]);
 		assembler__flush_pid(r->as, r->pids[i]);
+		if (r->sr)
+			stack_resolver__remove(r->sr, r->pids[i]);
 		r->pids[i] = r->pids[--r->npids];
 	}
+}
+
+/* Symbolize a STACK record now, while its process is alive, and give it
+ * to the query it belongs to. */
+static void on_stack(struct run *r, const struct pq_rec_stack *s, size_t size)
+{
+	struct pq_frame frames[PY_MAX_FRAMES];
+	const char *error = NULL;
+	uint32_t n;
+
+	if (!r->sr || size < PQ_REC_STACK_HDR_SIZE + PY_STACK_SIZE(0) ||
+	    s->py.nframes > PY_MAX_FRAMES ||
+	    size < PQ_REC_STACK_HDR_SIZE + PY_STACK_SIZE(s->py.nframes))
+		return;
+	n = stack_resolver__resolve(r->sr, s->pid, &s->py, frames, &error);
+	assembler__attach_stack(r->as, s->pid, s->conn, s->seq, frames, n,
+				s->py.truncated, error);
 }
 
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct run *r = ctx;
 	uint32_t child = 0;
+
+	if (size >= sizeof(__u32) && *(__u32 *)data == PQ_REC_STACK) {
+		on_stack(r, data, size);
+		return 0;
+	}
 
 	if (assembler__record(r->as, data, size, &child) == PQ_REC_FORK && child) {
 		debug("following forked child %u", child);
@@ -212,6 +268,7 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 		goto cleanup;
 	}
 	r.skel->rodata->follow_forks = o->follow_forks;
+	r.skel->rodata->want_stacks = o->stacks;
 	err = bpf_map__set_max_entries(r.skel->maps.events, o->ringbuf_bytes);
 	if (err) {
 		warn("failed to size the ring buffer to %zu bytes: %s", o->ringbuf_bytes,
@@ -226,7 +283,9 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 	}
 	r.at = attacher__new(r.skel);
 	r.as = assembler__new(&ao);
-	if (!r.at || !r.as) {
+	if (o->stacks)
+		r.sr = stack_resolver__new();
+	if (!r.at || !r.as || (o->stacks && !r.sr)) {
 		warn("out of memory");
 		goto cleanup;
 	}
@@ -337,6 +396,7 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 	sum->dropped_end = r.skel->bss->counters.dropped_end;
 	sum->dropped_other = r.skel->bss->counters.dropped_other;
 	sum->conn_table_full = r.skel->bss->counters.conn_table_full;
+	sum->dropped_stack = r.skel->bss->counters.dropped_stack;
 	sum->processes = r.processes;
 	sum->seconds = now_mono() - start;
 	rc = 0;
@@ -347,6 +407,7 @@ cleanup:
 	ring_buffer__free(rb);
 	attacher__free(r.at);	/* probes first: nothing new arrives */
 	assembler__free(r.as);
+	stack_resolver__free(r.sr);	/* after the queries that point at its strings */
 	pqsnoop_bpf__destroy(r.skel);
 	free(r.pids);
 	return rc;

@@ -22,6 +22,7 @@
 struct tracer_opts {
 	pid_t pid;
 	bool follow_forks;
+	bool stacks;		/* record the Python stack of each query */
 	double duration;	/* seconds; 0 = until stopped */
 	double wait_libpq;	/* seconds to wait for libpq to be loaded */
 	size_t ringbuf_bytes;	/* power of two, >= page size */

@@ -11,6 +11,7 @@
 struct watch_out {
 	FILE *f;
 	bool json;
+	const struct callsite_opts *cs;
 	struct json_writer *jw;
 };
 
@@ -22,7 +23,7 @@ uint64_t run_summary_dropped(const struct run_summary *s)
 	return s->dropped_send + s->dropped_end + s->conn_table_full;
 }
 
-struct watch_out *watch_out__new(FILE *f, bool json)
+struct watch_out *watch_out__new(FILE *f, bool json, const struct callsite_opts *cs)
 {
 	struct watch_out *w = calloc(1, sizeof(*w));
 
@@ -30,6 +31,7 @@ struct watch_out *watch_out__new(FILE *f, bool json)
 		return NULL;
 	w->f = f;
 	w->json = json;
+	w->cs = cs;
 	if (json && !(w->jw = jw__new(f))) {
 		free(w);
 		return NULL;
@@ -48,6 +50,7 @@ void watch_out__free(struct watch_out *w)
 static void query_json(struct watch_out *w, const struct pq_query *q)
 {
 	struct json_writer *jw = w->jw;
+	const struct pq_frame *site = callsite_of(q, w->cs);
 
 	jw_start_object(jw);
 	jw_kv_string(jw, "type", q->kind == PQ_KIND_PREPARE ? "prepare" : "query");
@@ -78,6 +81,30 @@ static void query_json(struct watch_out *w, const struct pq_query *q)
 	if (q->sql_len_capped)
 		jw_kv_bool(jw, "sql_len_is_lower_bound", true);
 	jw_kv_uint(jw, "results", q->nresults);
+	if (q->nframes) {
+		jw_key(jw, "stack");
+		jw_start_array(jw);
+		for (uint32_t i = 0; i < q->nframes; i++) {
+			jw_start_object(jw);
+			jw_kv_string(jw, "file", q->stack[i].file);
+			jw_kv_string(jw, "func", q->stack[i].func);
+			jw_kv_uint(jw, "line", q->stack[i].line);
+			jw_end_object(jw);
+		}
+		jw_end_array(jw);
+		if (q->stack_truncated)
+			jw_kv_bool(jw, "stack_truncated", true);
+	}
+	if (site) {
+		jw_key(jw, "callsite");
+		jw_start_object(jw);
+		jw_kv_string(jw, "file", site->file);
+		jw_kv_string(jw, "func", site->func);
+		jw_kv_uint(jw, "line", site->line);
+		jw_end_object(jw);
+	}
+	if (q->stack_error)
+		jw_kv_string(jw, "stack_error", q->stack_error);
 	jw_end_object(jw);
 	jw_newline(jw);
 }
@@ -89,6 +116,7 @@ static void query_text(struct watch_out *w, const struct pq_query *q)
 	char ts[16];
 	const char *st = q->kind == PQ_KIND_PREPARE ? "prep" :
 			 pq_query_status_name(q->status);
+	const struct pq_frame *site;
 
 	localtime_r(&secs, &tm);
 	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
@@ -111,6 +139,13 @@ static void query_text(struct watch_out *w, const struct pq_query *q)
 		esc_text(w->f, q->sqlstate, strlen(q->sqlstate));
 		fputs(": ", w->f);
 		esc_text(w->f, q->error, strlen(q->error));
+	}
+	site = callsite_of(q, w->cs);
+	if (site) {
+		fputs("  @ ", w->f);
+		esc_text(w->f, site->file, strlen(site->file));
+		fprintf(w->f, ":%u ", site->line);
+		esc_text(w->f, site->func, strlen(site->func));
 	}
 	fputc('\n', w->f);
 }
@@ -144,6 +179,7 @@ void watch_out__summary(struct watch_out *w, const struct run_summary *s,
 		jw_kv_uint(jw, "send_records", s->dropped_send);
 		jw_kv_uint(jw, "end_records", s->dropped_end);
 		jw_kv_uint(jw, "other_records", s->dropped_other);
+		jw_kv_uint(jw, "stack_records", s->dropped_stack);
 		jw_kv_uint(jw, "untracked_connections", s->conn_table_full);
 		jw_kv_uint(jw, "ends_lost", a->lost_ends);
 		jw_kv_uint(jw, "sends_lost", a->lost_sends);

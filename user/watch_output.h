@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "assemble.h"
+#include "callsite.h"
 #include "query.h"
 
 /* What a run saw, for the summary line/object. */
@@ -18,6 +19,7 @@ struct run_summary {
 	uint64_t dropped_send;		/* ring buffer full: SEND lost */
 	uint64_t dropped_end;		/* ring buffer full: END lost */
 	uint64_t dropped_other;
+	uint64_t dropped_stack;		/* queries reported without their stack */
 	uint64_t conn_table_full;
 	uint64_t processes;		/* processes traced over the run */
 	double seconds;			/* how long the run was */
@@ -29,8 +31,9 @@ uint64_t run_summary_dropped(const struct run_summary *s);
 
 struct watch_out;
 
-/* f is not owned.  Returns NULL when out of memory. */
-struct watch_out *watch_out__new(FILE *f, bool json);
+/* f and cs (which frames are the application's; may be NULL) are
+ * borrowed.  Returns NULL when out of memory. */
+struct watch_out *watch_out__new(FILE *f, bool json, const struct callsite_opts *cs);
 void watch_out__free(struct watch_out *w);
 
 void watch_out__query(struct watch_out *w, const struct pq_query *q);

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Builds bpf/pystack.bpf.h into a minimal uprobe program, so the verifier can
- * be checked without the tracer (tests/test_pystacks_bpf.py loads it, attaches
- * it to a function a Python process calls with the GIL released, and compares
- * the stacks it sends with what the interpreter itself says).
+ * bpf/pystack.bpf.h in a minimal uprobe program, so that it can be checked
+ * without the tracer: `bpftool prog loadall` runs the verifier on it, and
+ * tests/test_pystacks_bpf.py (with tests/unit/pystack_smoke.c as loader)
+ * attaches it to PQsendQuery in Python processes and compares the stacks it
+ * sends with what the interpreters themselves say.
  *
  * Only processes with a py_procs entry are reported; each hit sends one
  * struct pystack_smoke_rec over `events`.
@@ -13,14 +14,9 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "pystack.bpf.h"
+#include "pystack_smoke.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct pystack_smoke_rec {
-	__u32 pid;
-	__u32 tid;
-	struct py_stack stack;
-};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

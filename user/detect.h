@@ -1,0 +1,174 @@
+/*
+ * N+1 and duplicate query detection.
+ *
+ * Queries (query.h) arrive per thread in start order.  Each thread's
+ * queries are cut into units of work: a unit ends when the thread is idle
+ * for idle_gap, spans more than max_span, or holds max_unit_queries
+ * queries.  Statements that do no work of their own (transaction control,
+ * SET/SHOW, connection setup and pool pings, cursor FETCH/MOVE/CLOSE; see
+ * sqltext.h) are neither counted nor allowed to end anything.
+ *
+ * Within a unit, each fingerprint's executions form runs.  A run starts
+ * after a parent (the statement just before it) and goes on while its loop
+ * does: it ends when the query the loop hangs on (its anchor, at first the
+ * parent) runs again and was not itself part of the loop since the run's
+ * last execution -- the outer loop or the next request started over.  So
+ *   P A A A A A          one run of A (5), parent P
+ *   P A C A C A C        one run of A and one of C, both after P (interleaved)
+ *   P A C U U A C U      A, C and U (nested) all after P
+ *   P A A P A A          two runs of A: the same finding seen twice
+ * A run with no parent in its unit never makes a finding: a thread that
+ * serves one-query requests back to back is not a loop.
+ *
+ * A run of at least min_repeats executions with at least two different
+ * constants (or unknown ones: $n parameters) is an N+1; a run in which the
+ * same constants come back at least min_duplicates times, without enough
+ * different ones to be an N+1, is a duplicate.  Runs of the same kind,
+ * fingerprint and parent fingerprint fold into one finding, whichever unit
+ * or thread they come from.  Detection is by count; findings are ranked by
+ * the database time a fix would save (wasted_ns).
+ *
+ * Memory stays bounded: a closed unit is folded into findings and freed;
+ * a unit tracks at most max_fps_per_unit fingerprints; at most max_findings
+ * findings are kept (the rest are counted in totals.findings_dropped).
+ *
+ * Not thread-safe.  The detector owns its fingerprint cache.
+ */
+#ifndef PQSNOOP_DETECT_H
+#define PQSNOOP_DETECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fingerprint.h"
+#include "hint.h"
+#include "query.h"
+
+/* Defaults (the README explains them). */
+#define DETECT_DEFAULT_IDLE_GAP_NS	(100ULL * 1000 * 1000)		/* 100 ms */
+#define DETECT_DEFAULT_MAX_SPAN_NS	(10ULL * 1000 * 1000 * 1000)	/* 10 s */
+#define DETECT_DEFAULT_MIN_REPEATS	5
+#define DETECT_DEFAULT_MIN_DUPLICATES	3
+#define DETECT_DEFAULT_MAX_UNIT_QUERIES	10000
+#define DETECT_DEFAULT_MAX_FPS_PER_UNIT	1024
+#define DETECT_DEFAULT_MAX_FINDINGS	10000
+
+struct finding;
+
+/* Called once per finding, when its first run closes.  The finding is
+ * valid until detector__free(). */
+typedef void (*detect_cb)(const struct finding *f, void *ctx);
+
+/* Zero fields take the defaults above. */
+struct detect_opts {
+	uint64_t idle_gap_ns;
+	uint64_t max_span_ns;
+	uint32_t min_repeats;
+	uint32_t min_duplicates;
+	uint32_t max_unit_queries;
+	uint32_t max_fps_per_unit;
+	uint32_t max_findings;
+	/* Keep one raw example text per finding (literal values: only for
+	 * --show-values; without it no query text with data is kept). */
+	bool keep_examples;
+	detect_cb on_finding;
+	void *ctx;
+};
+
+enum finding_kind {
+	FINDING_NPLUSONE,
+	FINDING_DUPLICATE,
+};
+
+const char *finding_kind_name(enum finding_kind k);	/* "n+1", "duplicate" */
+
+/* One statement a finding talks about. */
+struct finding_stmt {
+	uint64_t fp;
+	bool parsed;		/* fp is libpg_query's (see fingerprint.h) */
+	struct fp_text *norm;	/* normalized text ($n for constants) */
+	struct fp_text *example;	/* a raw text, only with keep_examples */
+};
+
+#define FINDING_SAMPLES 64	/* per-run counts kept for the median */
+
+struct finding {
+	enum finding_kind kind;
+	struct finding_stmt stmt;	/* the repeated statement */
+	bool has_parent;
+	struct finding_stmt parent;	/* the query the loop runs after */
+	int64_t parent_rows;	/* rows it returned (worst run), -1 unknown */
+
+	uint64_t occurrences;	/* runs folded in */
+	uint64_t units;		/* units of work they came from */
+	uint64_t queries;	/* executions of the repeated statement, all runs */
+	uint64_t db_ns;		/* their database time */
+	uint64_t wasted_ns;	/* what a fix would save: all but one execution
+				   per N+1 run, the repeats per duplicate run */
+	uint32_t count_max;	/* executions in the largest run */
+	uint32_t count_typical;	/* median over runs (sampled) */
+	uint32_t distinct_max;	/* different constants in the largest run
+				   (0 when unknown) */
+	bool values_known;	/* false: some run used $n parameters */
+	bool interleaved;	/* other statements ran between the repeats */
+	bool truncated;		/* some text was cut by the capture */
+
+	struct {		/* the largest run */
+		uint32_t count;
+		uint32_t pid, tid;
+		uint64_t start_ns;	/* parent's start (or the first repeat's) */
+		uint64_t span_ns;	/* from there to the last repeat's end */
+		uint64_t db_ns;
+	} worst;
+	uint32_t pid, tid;	/* where it was first seen */
+	uint32_t threads;	/* different threads it was seen on (saturates at 64) */
+	uint64_t first_ns, last_ns;	/* first repeat's start, last one's end */
+
+	struct hint hint;
+
+	/* private */
+	uint32_t samples[FINDING_SAMPLES];
+	uint32_t nsamples;
+	uint32_t tids[64];
+	uint64_t key;
+};
+
+struct detect_totals {
+	uint64_t queries;	/* executions seen (PREPARE excluded) */
+	uint64_t prepares;	/* PQprepare calls: not executions, ignored */
+	uint64_t neutral;	/* executions that do no work of their own */
+	uint64_t db_ns;		/* database time of all executions */
+	uint64_t units;		/* units of work closed */
+	uint64_t threads;	/* different threads seen (saturates) */
+	uint64_t findings;	/* findings kept */
+	uint64_t findings_dropped;	/* findings over max_findings */
+	uint64_t untracked;	/* executions over max_fps_per_unit */
+	uint64_t first_ns, last_ns;	/* first start, last end */
+	struct fp_stats fp;	/* the fingerprint cache */
+};
+
+struct detector;
+
+/* opts may be NULL (all defaults).  Returns NULL when out of memory. */
+struct detector *detector__new(const struct detect_opts *opts);
+/* Frees the detector and its findings.  NULL is fine. */
+void detector__free(struct detector *d);
+
+/* Adds one completed query.  Returns 0 or -ENOMEM (the query is then
+ * counted but may be missing from detection). */
+int detector__add(struct detector *d, const struct pq_query *q);
+/* Closes the units idle since before now_ns - idle_gap (CLOCK_REALTIME). */
+void detector__tick(struct detector *d, uint64_t now_ns);
+/* Closes every unit: call before the final report. */
+void detector__finish(struct detector *d);
+
+/* The options in effect (defaults filled in). */
+const struct detect_opts *detector__opts(const struct detector *d);
+const struct detect_totals *detector__totals(struct detector *d);
+size_t detector__nfindings(const struct detector *d);
+/* Findings ranked by wasted time, most first; NULL past the end.  Valid
+ * until the next add/tick/finish. */
+const struct finding *detector__finding(struct detector *d, size_t rank);
+
+#endif /* PQSNOOP_DETECT_H */
