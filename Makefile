@@ -51,7 +51,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 # Files that need libbpf or the skeleton; everything else in user/ is the
 # "core" (assembly, escaping, JSON, fingerprints, detection, reports), which
 # links without libbpf so it is unit tested without root.
-TRACER_SRCS := user/main.c user/tracer.c user/attach.c user/procfs.c
+TRACER_SRCS := user/main.c user/tracer.c user/attach.c user/procfs.c $(wildcard user/cmd_*.c)
 CORE_SRCS := $(filter-out $(TRACER_SRCS),$(wildcard user/*.c))
 CORE_OBJS := $(patsubst user/%.c,$(OUT)/core/%.o,$(CORE_SRCS))
 TRACER_OBJS := $(patsubst user/%.c,$(OUT)/%.o,$(TRACER_SRCS))

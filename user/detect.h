@@ -3,10 +3,15 @@
  *
  * Queries (query.h) arrive per thread in start order.  Each thread's
  * queries are cut into units of work: a unit ends when the thread is idle
- * for idle_gap, spans more than max_span, or holds max_unit_queries
- * queries.  Statements that do no work of their own (transaction control,
- * SET/SHOW, connection setup and pool pings, cursor FETCH/MOVE/CLOSE; see
- * sqltext.h) are neither counted nor allowed to end anything.
+ * for idle_gap, when its connection closes (detector__conn_closed), after a
+ * pause, when it spans more than max_span, or holds max_unit_queries
+ * queries.  After a pause or max_span the loops in progress go on into the
+ * next unit (a pause may be one slow iteration); the statements that ran
+ * only once are forgotten, so one request's queries do not anchor loops in
+ * the next request when a thread serves requests back to back.  Statements
+ * that do no work of their own (transaction control, SET/SHOW, connection
+ * setup and pool pings, cursor FETCH/MOVE/CLOSE; see sqltext.h) are neither
+ * counted nor allowed to end a run.
  *
  * Within a unit, each fingerprint's executions form runs.  A run starts
  * after a parent (the statement just before it) and goes on while its loop
@@ -18,7 +23,12 @@
  *   P A C U U A C U      A, C and U (nested) all after P
  *   P A A P A A          two runs of A: the same finding seen twice
  * A run with no parent in its unit never makes a finding: a thread that
- * serves one-query requests back to back is not a loop.
+ * serves one-query requests back to back is not a loop.  Nor does a run
+ * that repeats more than twice per row its parent SELECT returned: a loop
+ * over a query's rows cannot, and requests that run back to back (each
+ * sending the statement once) after a query of another request can.  (So a
+ * loop over data that did not come from the previous query, say ids from
+ * the request, is not reported when that query returned fewer rows.)
  *
  * A run of at least min_repeats executions with at least two different
  * constants (or unknown ones: $n parameters) is an N+1; a run in which the
@@ -41,12 +51,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "callsite.h"
 #include "fingerprint.h"
 #include "hint.h"
 #include "query.h"
 
 /* Defaults (the README explains them). */
 #define DETECT_DEFAULT_IDLE_GAP_NS	(100ULL * 1000 * 1000)		/* 100 ms */
+#define DETECT_DEFAULT_PAUSE_NS		(1ULL * 1000 * 1000)		/* 1 ms */
 #define DETECT_DEFAULT_MAX_SPAN_NS	(10ULL * 1000 * 1000 * 1000)	/* 10 s */
 #define DETECT_DEFAULT_MIN_REPEATS	5
 #define DETECT_DEFAULT_MIN_DUPLICATES	3
@@ -62,16 +74,19 @@ typedef void (*detect_cb)(const struct finding *f, void *ctx);
 
 /* Zero fields take the defaults above. */
 struct detect_opts {
-	uint64_t idle_gap_ns;
-	uint64_t max_span_ns;
-	uint32_t min_repeats;
-	uint32_t min_duplicates;
+	uint64_t idle_gap_ns;	/* idle this long: the unit of work is over */
+	uint64_t pause_ns;	/* a gap this long: a new unit, loops go on */
+	uint64_t max_span_ns;	/* longer units are cut (loops reported so far) */
+	uint32_t min_repeats;	/* N+1: executions in one run, at least 2 */
+	uint32_t min_duplicates;	/* duplicate: same constants, at least 2 */
 	uint32_t max_unit_queries;
 	uint32_t max_fps_per_unit;
 	uint32_t max_findings;
 	/* Keep one raw example text per finding (literal values: only for
 	 * --show-values; without it no query text with data is kept). */
 	bool keep_examples;
+	/* Which stack frames are the application's (NULL: the defaults). */
+	const struct callsite_opts *callsite;
 	detect_cb on_finding;
 	void *ctx;
 };
@@ -89,6 +104,13 @@ struct finding_stmt {
 	bool parsed;		/* fp is libpg_query's (see fingerprint.h) */
 	struct fp_text *norm;	/* normalized text ($n for constants) */
 	struct fp_text *example;	/* a raw text, only with keep_examples */
+};
+
+/* A Python frame kept by a finding (strings shared, reference-counted). */
+struct finding_frame {
+	struct fp_text *file;
+	struct fp_text *func;
+	uint32_t line;
 };
 
 #define FINDING_SAMPLES 64	/* per-run counts kept for the median */
@@ -109,7 +131,7 @@ struct finding {
 	uint32_t count_max;	/* executions in the largest run */
 	uint32_t count_typical;	/* median over runs (sampled) */
 	uint32_t distinct_max;	/* different constants in the largest run
-				   (0 when unknown) */
+				   (0 when unknown; an upper bound past 256) */
 	bool values_known;	/* false: some run used $n parameters */
 	bool interleaved;	/* other statements ran between the repeats */
 	bool truncated;		/* some text was cut by the capture */
@@ -126,6 +148,15 @@ struct finding {
 	uint64_t first_ns, last_ns;	/* first repeat's start, last one's end */
 
 	struct hint hint;
+
+	/* Where the application sends the repeated statement: the innermost
+	 * application frame (callsite.h) of its first execution, part of
+	 * what makes a finding (the same statement looped over from two lines
+	 * is two findings); and that execution's whole stack.  site_index is
+	 * -1 and nstack 0 without stacks. */
+	int site_index;			/* into stack[], -1: none */
+	struct finding_frame *stack;
+	uint32_t nstack;
 
 	/* private */
 	uint32_t samples[FINDING_SAMPLES];
@@ -144,6 +175,7 @@ struct detect_totals {
 	uint64_t findings;	/* findings kept */
 	uint64_t findings_dropped;	/* findings over max_findings */
 	uint64_t untracked;	/* executions over max_fps_per_unit */
+	uint64_t not_loops;	/* runs longer than their parent's rows allow */
 	uint64_t first_ns, last_ns;	/* first start, last end */
 	struct fp_stats fp;	/* the fingerprint cache */
 };
@@ -155,11 +187,31 @@ struct detector *detector__new(const struct detect_opts *opts);
 /* Frees the detector and its findings.  NULL is fine. */
 void detector__free(struct detector *d);
 
+/*
+ * The fingerprint detection uses for q; r->norm is borrowed (valid until
+ * the next call).  Returns 0 or -ENOMEM.  With detector__add_fp() this lets
+ * a capture store what detection needs without the literal values, and a
+ * report replay it exactly.
+ */
+int detector__fingerprint(struct detector *d, const struct pq_query *q,
+			  struct fp_result *r);
+/* Adds q with its fingerprint r (NULL only for a PREPARE).  Returns 0 or
+ * -ENOMEM. */
+int detector__add_fp(struct detector *d, const struct pq_query *q,
+		     const struct fp_result *r);
+
 /* Adds one completed query.  Returns 0 or -ENOMEM (the query is then
  * counted but may be missing from detection). */
 int detector__add(struct detector *d, const struct pq_query *q);
 /* Closes the units idle since before now_ns - idle_gap (CLOCK_REALTIME). */
 void detector__tick(struct detector *d, uint64_t now_ns);
+/*
+ * The traced process closed a connection (PQfinish): the units of work of
+ * the threads whose last query used it end here.  Django closes its
+ * connection at the end of every request (CONN_MAX_AGE=0, the default), so
+ * this separates requests that follow each other closer than idle_gap.
+ */
+void detector__conn_closed(struct detector *d, uint32_t pid, uint64_t conn);
 /* Closes every unit: call before the final report. */
 void detector__finish(struct detector *d);
 
@@ -167,8 +219,9 @@ void detector__finish(struct detector *d);
 const struct detect_opts *detector__opts(const struct detector *d);
 const struct detect_totals *detector__totals(struct detector *d);
 size_t detector__nfindings(const struct detector *d);
-/* Findings ranked by wasted time, most first; NULL past the end.  Valid
- * until the next add/tick/finish. */
+/* Findings ranked by wasted time, most first; NULL past the end.  A
+ * finding stays valid until detector__free(); its rank may change with the
+ * next add/tick/finish. */
 const struct finding *detector__finding(struct detector *d, size_t rank);
 
 #endif /* PQSNOOP_DETECT_H */

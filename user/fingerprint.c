@@ -62,6 +62,7 @@ struct fp_cache {
 	struct fp_entry **slots;
 	size_t mask;
 	size_t nentries, max_entries;
+	size_t bytes;		/* keys and normalized texts held */
 	struct sql_key key;	/* shape (or truncated) key of the text */
 	struct sql_key xkey;	/* its exact key */
 	struct sql_key nkey;	/* shape key of libpg_query's normalized text */
@@ -115,6 +116,7 @@ static void reset(struct fp_cache *c)
 		}
 	}
 	c->nentries = 0;
+	c->bytes = 0;
 }
 
 void fp_cache__free(struct fp_cache *c)
@@ -162,6 +164,8 @@ static struct fp_entry *insert(struct fp_cache *c, struct fp_entry **slot,
 	memcpy(e->key, k->buf, k->len);
 	*slot = e;
 	c->nentries++;
+	/* the key, and about as much again for the normalized text */
+	c->bytes += sizeof(*e) + 2 * k->len;
 	return e;
 }
 
@@ -351,7 +355,7 @@ int fp_cache__lookup(struct fp_cache *c, const char *sql, size_t len,
 
 	c->st.lookups++;
 	/* room for a shape and an exact entry without a reset in between */
-	if (c->nentries + 2 > c->max_entries) {
+	if (c->nentries + 2 > c->max_entries || c->bytes > FP_MAX_BYTES) {
 		reset(c);
 		c->st.resets++;
 	}
@@ -398,8 +402,6 @@ int fp_cache__lookup(struct fp_cache *c, const char *sql, size_t len,
 			return err;
 		if (!p.ok || p.fp != e->fp) {
 			/* the key merged what libpg_query keeps apart */
-			if (getenv("PQSNOOP_FP_DEBUG"))
-				fprintf(stderr, "fp mismatch: [%.*s] vs shape %016llx\n", (int)len, sql, (unsigned long long)e->fp);
 			e->mode = E_EXACT;
 			c->st.mismatches++;
 			c->st.exact_shapes++;

@@ -21,8 +21,9 @@
  * parse get a lexical fingerprint (fp_result.parsed == false) from their
  * shape key, in a key space of their own.
  *
- * Memory is bounded: at max_entries shapes the cache is emptied and refilled
- * (simpler than LRU, and costs one parse per live shape per refill).  Not
+ * Memory is bounded: at max_entries shapes (or FP_MAX_BYTES of keys and
+ * texts) the cache is emptied and refilled (simpler than LRU, and costs one
+ * parse per live shape per refill).  Not
  * thread-safe: one cache per thread.
  */
 #ifndef PQSNOOP_FINGERPRINT_H
@@ -37,6 +38,7 @@
 /* Parses per trusted shape to double-check the key (after the first). */
 #define FP_VERIFY 2
 #define FP_DEFAULT_MAX_ENTRIES 8192
+#define FP_MAX_BYTES (16u << 20)	/* keys and texts: at most about 16 MiB */
 
 /*
  * A reference-counted, immutable, NUL-terminated string, so that texts can

@@ -30,6 +30,11 @@ static void vlog(const char *fmt, va_list ap)
 	}
 }
 
+void log_verbosity_inc(void)
+{
+	log_verbosity++;
+}
+
 void warn(const char *fmt, ...)
 {
 	va_list ap;

@@ -9,9 +9,13 @@
 #define PQSNOOP_LOG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 extern int log_verbosity;	/* 0 default, 1 with -v */
 extern bool log_json;
+
+/* For the command line parser: one more -v. */
+void log_verbosity_inc(void);
 
 void warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

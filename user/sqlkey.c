@@ -1,11 +1,13 @@
 #include "sqlkey.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
 #include "sqllex.h"
+#include "sqllex_impl.h"
 
 #define PH 0x01			/* placeholder / escape byte */
 #define MAX_FRAMES 32		/* bracket nesting we track; deeper is kept verbatim */
@@ -155,6 +157,12 @@ static bool elem_pure(const char *key, size_t s, size_t e, enum frame_kind kind)
 				return false;
 			seen = true;
 			s += 2;
+			/* a cast of the constant ('..'::uuid): ignored too */
+			if (s + 2 < e && key[s] == ':' && key[s + 1] == ':') {
+				s += 2;
+				while (s < e && (isalnum((unsigned char)key[s]) || key[s] == '_'))
+					s++;
+			}
 		} else if (kind == F_IN && (c == '(' || c == ')' || c == ',' || c == ' ')) {
 			s++;
 		} else {
@@ -346,6 +354,29 @@ static char token_kind(struct builder *b, const struct sql_token *t, bool shape)
 	}
 }
 
+/*
+ * The common token of ORM SQL, a quoted identifier after a single space or
+ * nothing, in no special state: only the run of verbatim bytes grows.
+ * Returns false when the general path must handle it.
+ */
+static inline bool emit_quick(struct builder *b, const struct sql_token *t)
+{
+	size_t n;
+
+	if (t->type != SQL_QIDENT || b->stmt_start || b->names != N_NONE ||
+	    !b->run_len || b->run + b->run_len != t->gap ||
+	    !(t->gap_len == 0 || (t->gap_len == 1 && t->gap[0] == ' ')))
+		return false;
+	b->fr[b->depth].values = false;
+	n = t->gap_len + t->len;
+	b->last_tok = b->len;
+	b->run_len += n;
+	b->len += n;
+	b->prev_type = SQL_QIDENT;
+	b->prev_in = b->prev_array = false;
+	return true;
+}
+
 static void emit(struct builder *b, const struct sql_token *t)
 {
 	bool shape = b->mode != SQL_KEY_EXACT;
@@ -354,6 +385,9 @@ static void emit(struct builder *b, const struct sql_token *t)
 	char p = punct1 ? t->s[0] : 0, kind;
 	bool two_strings;
 	size_t start;
+
+	if (emit_quick(b, t))
+		return;
 
 	if (b->stmt_start && !(punct1 && p == ';'))
 		start_statement(b, t);
@@ -512,7 +546,7 @@ int sql_key_build(struct sql_key *k, const char *s, size_t n, enum sql_key_mode 
 
 	sql_lexer_init(&lx, s, n);
 	for (;;) {
-		sql_lex(&lx, &t);
+		sql_lex_impl(&lx, &t);
 		if (t.type == SQL_EOF)
 			break;
 		emit(&b, &t);

@@ -2,12 +2,14 @@
  * Cache keys for SQL text: the fingerprint fast path (fingerprint.c).
  *
  * A key is the token stream of the text (sqllex.h) with every run of
- * whitespace and comments reduced to one space.  Tokens stay verbatim, so
- * two texts with the same key are the same statement to PostgreSQL's lexer,
- * (a comment leaves a mark of its own: libpg_query's lookahead fails across
- * one, so "x NOT -- c\n IN (1)" is a syntax error where "x NOT IN (1)" is
- * not) with these exceptions, each one a difference libpg_query's fingerprint
- * ignores (checked against libpg_query in tests/unit/test_fingerprint.c):
+ * whitespace reduced to one space and every run holding a comment to a mark
+ * of its own (libpg_query's lookahead fails across a comment: "x NOT -- c\n
+ * IN (1)" is a syntax error, "x NOT IN (1)" is not; the gap between two
+ * string constants is kept whole: "'a'\n'b'" is one constant).  Tokens stay
+ * verbatim, so two texts with the same key are the same statement to
+ * PostgreSQL's lexer, with these exceptions, each one a difference
+ * libpg_query's fingerprint ignores (checked against libpg_query on a corpus
+ * and by fuzzing in tests/unit/test_fingerprint.c):
  *
  *   SQL_KEY_SHAPE: constants become a placeholder of their kind (string,
  *     E'', N'', B'', X'', integer, decimal; $n parameters their own kind);

@@ -10,8 +10,8 @@
  * returns SQL_JUNK instead of guessing, so callers keep such bytes verbatim
  * and never treat them as a constant.
  *
- * Used by the fingerprint fast path (sqlkey.c), statement classification,
- * Django hints and report formatting.
+ * Used by the fingerprint fast path (sqlkey.c, which inlines the body from
+ * sqllex_impl.h), statement classification, Django hints and reports.
  */
 #ifndef PQSNOOP_SQLLEX_H
 #define PQSNOOP_SQLLEX_H

@@ -216,9 +216,18 @@ static int on_record(void *ctx, void *data, size_t size)
 		return 0;
 	}
 
-	if (assembler__record(r->as, data, size, &child) == PQ_REC_FORK && child) {
+	switch (assembler__record(r->as, data, size, &child)) {
+	case PQ_REC_FORK:
 		debug("following forked child %u", child);
 		track_pid(r, (pid_t)child);
+		break;
+	case PQ_REC_CONN_CLOSE:
+		if (r->opts->on_conn_closed) {
+			const struct pq_rec_conn_close *c = data;
+
+			r->opts->on_conn_closed(c->pid, c->conn, r->opts->ctx);
+		}
+		break;
 	}
 	return 0;
 }

@@ -30,6 +30,9 @@ struct tracer_opts {
 	/* Called about every 100 ms with the current CLOCK_REALTIME in ns, so
 	 * consumers can close idle work (may be NULL). */
 	void (*on_tick)(unsigned long long now_ns, void *ctx);
+	/* A connection was closed (PQfinish), after its queries were
+	 * delivered: a unit of work ends there (may be NULL). */
+	void (*on_conn_closed)(unsigned pid, unsigned long long conn, void *ctx);
 	/* Called once with the run's summary when it ended normally, before
 	 * the probes are removed (which takes about a second). */
 	void (*on_end)(const struct run_summary *summary, void *ctx);
