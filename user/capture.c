@@ -98,6 +98,11 @@ int capture_put_meta(struct capfile_writer *w, const struct capture_meta *m,
 	enc_u64(&e, m->start_ns);
 	enc_u8(&e, m->show_values);
 	enc_str(&e, m->options);
+	enc_u64(&e, m->idle_gap_ns);
+	enc_u64(&e, m->pause_ns);
+	enc_u64(&e, m->max_span_ns);
+	enc_u32(&e, m->min_repeats);
+	enc_u32(&e, m->min_duplicates);
 	return enc_put(&e, w, CAP_META, err, errlen);
 }
 
@@ -121,8 +126,16 @@ int capture_put_query(struct capfile_writer *w, const struct capture_query *cq,
 	enc_u64(&e, (uint64_t)q->rows);
 	enc_u32(&e, q->sql_len);
 	enc_u32(&e, q->nresults);
-	enc_u64(&e, cq->values_hash);
+	enc_u64(&e, cq->fp);
+	enc_u64(&e, cq->values);
+	enc_u8(&e, (cq->values_known ? 1 : 0) | (cq->parsed ? 2 : 0));
+	enc_u8(&e, cq->cls);
 	enc_str_n(&e, q->sql, q->sql_cap);
+	/* the normalized text once: when the SQL is redacted, it is the SQL */
+	if (cq->values_redacted)
+		enc_str(&e, NULL);
+	else
+		enc_str_n(&e, cq->norm, cq->norm_len);
 	enc_str(&e, q->stmt_name);
 	enc_str(&e, q->api);
 	enc_str(&e, q->result_status);
@@ -138,6 +151,24 @@ int capture_put_query(struct capfile_writer *w, const struct capture_query *cq,
 		enc_u32(&e, q->stack[i].line);
 	}
 	return enc_put(&e, w, CAP_QUERY, err, errlen);
+}
+
+int capture_put_close(struct capfile_writer *w, uint32_t pid, uint64_t conn,
+		      char *err, size_t errlen)
+{
+	struct enc e = {0};
+
+	enc_u32(&e, pid);
+	enc_u64(&e, conn);
+	return enc_put(&e, w, CAP_CONN_CLOSE, err, errlen);
+}
+
+int capture_put_tick(struct capfile_writer *w, uint64_t now_ns, char *err, size_t errlen)
+{
+	struct enc e = {0};
+
+	enc_u64(&e, now_ns);
+	return enc_put(&e, w, CAP_TICK, err, errlen);
 }
 
 int capture_put_summary(struct capfile_writer *w, const struct run_summary *s,
@@ -158,6 +189,7 @@ int capture_put_summary(struct capfile_writer *w, const struct run_summary *s,
 	enc_u64(&e, s->dropped_end);
 	enc_u64(&e, s->dropped_other);
 	enc_u64(&e, s->conn_table_full);
+	enc_u64(&e, s->dropped_stack);
 	enc_u64(&e, s->processes);
 	enc_u64(&e, (uint64_t)(s->seconds * 1e9));
 	enc_str(&e, s->end_reason);
@@ -269,7 +301,12 @@ int capture_get_meta(const void *p, uint32_t len, struct capture_meta *m,
 	m->start_ns = dec_u(&d, 8);
 	m->show_values = dec_u(&d, 1) != 0;
 	opts = dec_str(&d, NULL);
-	if (d.bad)
+	m->idle_gap_ns = dec_u(&d, 8);
+	m->pause_ns = dec_u(&d, 8);
+	m->max_span_ns = dec_u(&d, 8);
+	m->min_repeats = (uint32_t)dec_u(&d, 4);
+	m->min_duplicates = (uint32_t)dec_u(&d, 4);
+	if (d.bad || d.left)
 		return -1;
 	m->version = at(a, version);
 	m->hostname = at(a, host);
@@ -285,10 +322,10 @@ int capture_get_query(const void *p, uint32_t len, struct capture_query *cq,
 {
 	struct dec d = { .p = p, .left = len, .a = a };
 	struct pq_query *q = &cq->q;
-	size_t sql, name, api, rst, cmd, state, error, comm, serr;
+	size_t sql, norm, name, api, rst, cmd, state, error, comm, serr;
 	size_t *fo = NULL;
-	uint32_t sql_cap, n;
-	uint8_t flags, kind, status;
+	uint32_t sql_cap, norm_len, n;
+	uint8_t flags, kind, status, fpflags;
 
 	a->len = 0;
 	memset(cq, 0, sizeof(*cq));
@@ -303,8 +340,12 @@ int capture_get_query(const void *p, uint32_t len, struct capture_query *cq,
 	q->rows = (int64_t)dec_u(&d, 8);
 	q->sql_len = (uint32_t)dec_u(&d, 4);
 	q->nresults = (uint32_t)dec_u(&d, 4);
-	cq->values_hash = dec_u(&d, 8);
+	cq->fp = dec_u(&d, 8);
+	cq->values = dec_u(&d, 8);
+	fpflags = (uint8_t)dec_u(&d, 1);
+	cq->cls = (uint8_t)dec_u(&d, 1);
 	sql = dec_str(&d, &sql_cap);
+	norm = dec_str(&d, &norm_len);
 	name = dec_str(&d, NULL);
 	api = dec_str(&d, NULL);
 	rst = dec_str(&d, NULL);
@@ -333,7 +374,8 @@ int capture_get_query(const void *p, uint32_t len, struct capture_query *cq,
 		fo[2 * i + 1] = dec_str(&d, NULL);
 		a->frames[i].line = (uint32_t)dec_u(&d, 4);
 	}
-	if (d.bad || d.left != 0 || !at(a, sql)) {
+	if (d.bad || d.left != 0 || !at(a, sql) ||
+	    (!(flags & 16) && norm == (size_t)-1)) {
 		free(fo);
 		return -1;
 	}
@@ -349,8 +391,12 @@ int capture_get_query(const void *p, uint32_t len, struct capture_query *cq,
 	q->text_unknown = flags & 4;
 	q->stack_truncated = flags & 8;
 	cq->values_redacted = flags & 16;
+	cq->values_known = fpflags & 1;
+	cq->parsed = fpflags & 2;
 	q->sql = at(a, sql);
 	q->sql_cap = sql_cap;
+	cq->norm = cq->values_redacted ? q->sql : at(a, norm);
+	cq->norm_len = cq->values_redacted ? sql_cap : norm_len;
 	q->stmt_name = at(a, name);
 	q->api = at(a, api);
 	q->result_status = at(a, rst);
@@ -362,6 +408,23 @@ int capture_get_query(const void *p, uint32_t len, struct capture_query *cq,
 	q->stack = n ? a->frames : NULL;
 	q->nframes = n;
 	return 0;
+}
+
+int capture_get_close(const void *p, uint32_t len, struct capture_close *c)
+{
+	struct dec d = { .p = p, .left = len };
+
+	c->pid = (uint32_t)dec_u(&d, 4);
+	c->conn = dec_u(&d, 8);
+	return d.bad || d.left ? -1 : 0;
+}
+
+int capture_get_tick(const void *p, uint32_t len, struct capture_tick *t)
+{
+	struct dec d = { .p = p, .left = len };
+
+	t->now_ns = dec_u(&d, 8);
+	return d.bad || d.left ? -1 : 0;
 }
 
 int capture_get_summary(const void *p, uint32_t len, struct run_summary *s,
@@ -385,6 +448,7 @@ int capture_get_summary(const void *p, uint32_t len, struct run_summary *s,
 	s->dropped_end = dec_u(&d, 8);
 	s->dropped_other = dec_u(&d, 8);
 	s->conn_table_full = dec_u(&d, 8);
+	s->dropped_stack = dec_u(&d, 8);
 	s->processes = dec_u(&d, 8);
 	s->seconds = dec_u(&d, 8) / 1e9;
 	reason = dec_str(&d, NULL);

@@ -215,7 +215,7 @@ void cli_parse(int argc, char **argv, struct cli *c)
 				usage_error("invalid duration '%s': must be more than 0", optarg);
 			break;
 		case 'o':
-			only_for(c, "-o", (1u << CMD_RECORD) | (1u << CMD_REPORT));
+			only_for(c, "-o", (1u << CMD_RECORD) | (1u << CMD_REPORT) | (1u << CMD_DETECT));
 			c->output = optarg;
 			break;
 		case OPT_JSON:

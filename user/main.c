@@ -28,7 +28,7 @@ int main(int argc, char **argv)
 	switch (c.command) {
 	case CMD_WATCH: rc = cmd_watch(&c); break;
 	case CMD_DETECT: rc = cmd_detect(&c); break;
-	case CMD_RECORD: rc = cmd_record(&c); break;
+	case CMD_RECORD: rc = cmd_detect(&c); break;	/* quietly, into a capture */
 	case CMD_REPORT: rc = cmd_report(&c); break;
 	}
 	free((char *)c.argv_text);

@@ -22,6 +22,7 @@
 #define MAX_LIBPQ 16
 
 static volatile sig_atomic_t stop_requested;
+static struct run *current;	/* for tracer_snapshot() */
 
 void tracer_stop(void)
 {
@@ -39,6 +40,24 @@ struct run {
 	uint64_t processes;	/* ever traced */
 	bool said_no_stacks;
 };
+
+static void fill_summary(const struct run *r, struct run_summary *sum)
+{
+	sum->asm_stats = *assembler__stats(r->as);
+	sum->dropped_send = r->skel->bss->counters.dropped_send;
+	sum->dropped_end = r->skel->bss->counters.dropped_end;
+	sum->dropped_other = r->skel->bss->counters.dropped_other;
+	sum->conn_table_full = r->skel->bss->counters.conn_table_full;
+	sum->dropped_stack = r->skel->bss->counters.dropped_stack;
+	sum->processes = r->processes;
+}
+
+void tracer_snapshot(struct run_summary *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (current && current->skel && current->as)
+		fill_summary(current, out);
+}
 
 static double now_mono(void)
 {
@@ -290,6 +309,7 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 		     strerror(-err));
 		goto cleanup;
 	}
+	current = &r;
 	r.at = attacher__new(r.skel);
 	r.as = assembler__new(&ao);
 	if (o->stacks)
@@ -400,18 +420,13 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 	ring_buffer__consume(rb);
 	assembler__flush(r.as);
 
-	sum->asm_stats = *assembler__stats(r.as);
-	sum->dropped_send = r.skel->bss->counters.dropped_send;
-	sum->dropped_end = r.skel->bss->counters.dropped_end;
-	sum->dropped_other = r.skel->bss->counters.dropped_other;
-	sum->conn_table_full = r.skel->bss->counters.conn_table_full;
-	sum->dropped_stack = r.skel->bss->counters.dropped_stack;
-	sum->processes = r.processes;
+	fill_summary(&r, sum);
 	sum->seconds = now_mono() - start;
 	rc = 0;
 	if (o->on_end)
 		o->on_end(sum, o->ctx);
 cleanup:
+	current = NULL;
 	free(desc);
 	ring_buffer__free(rb);
 	attacher__free(r.at);	/* probes first: nothing new arrives */

@@ -45,6 +45,10 @@ struct tracer_opts {
  */
 int tracer_run(const struct tracer_opts *opts, struct run_summary *summary);
 
+/* The counters of the run in progress so far (drops, processes...), for
+ * callbacks that report on part of a run; zeros outside a run. */
+void tracer_snapshot(struct run_summary *out);
+
 /* Ask a running tracer_run() to end; async-signal-safe. */
 void tracer_stop(void);
 
