@@ -249,6 +249,26 @@ static void color_of(const struct node *n, char *buf, size_t size)
 			 40 + (h >> 16) % 40);
 }
 
+/* The label as far as it fits in w pixels (about 7 per character at 12px),
+ * so the picture reads without JavaScript too; the script refits on zoom. */
+static void put_fitted(FILE *out, const char *label, double w)
+{
+	size_t fit = w > 6 ? (size_t)((w - 6) / 7) : 0, len = strlen(label);
+
+	if (fit < 3)
+		return;
+	if (len <= fit) {
+		esc_xml(out, label, len);
+		return;
+	}
+	/* cut on a character boundary */
+	len = fit - 2;
+	while (len > 0 && ((unsigned char)label[len] & 0xc0) == 0x80)
+		len--;
+	esc_xml(out, label, len);
+	fputs("..", out);
+}
+
 static void svg_node(const struct node *n, FILE *out, double x, unsigned level,
 		     unsigned height, double scale, uint64_t total, const char *unit)
 {
@@ -264,7 +284,9 @@ static void svg_node(const struct node *n, FILE *out, double x, unsigned level,
 			total ? 100.0 * n->weight / total : 0);
 		fprintf(out, "<rect x=\"%.2f\" y=\"%.1f\" width=\"%.2f\" height=\"%d\" fill=\"%s\" rx=\"2\"/>",
 			x, y, w, FRAME_H - 1, color);
-		fprintf(out, "<text x=\"%.2f\" y=\"%.1f\"></text></g>\n", x + 3, y + FRAME_H - 5);
+		fprintf(out, "<text x=\"%.2f\" y=\"%.1f\">", x + 3, y + FRAME_H - 5);
+		put_fitted(out, n->label, w);
+		fputs("</text></g>\n", out);
 	}
 	for (size_t i = 0; i < n->nkids; i++) {
 		svg_node(n->kids[i], out, cx, n->label ? level + 1 : level, height, scale,
