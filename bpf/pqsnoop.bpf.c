@@ -557,6 +557,28 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	return 0;
 }
 
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task)
+{
+	__u32 pid = BPF_CORE_READ(task, tgid);
+	struct pq_rec_exec *r;
+
+	if (!is_traced(pid))
+		return 0;
+	/* another program now: its interpreter (if any) is elsewhere, and
+	 * user space learns it anew */
+	bpf_map_delete_elem(&py_procs, &pid);
+	r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+	if (!r) {
+		__sync_fetch_and_add(&counters.dropped_other, 1);
+		return 0;
+	}
+	r->type = PQ_REC_EXEC;
+	r->pid = pid;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
@@ -566,5 +588,6 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 	bpf_map_delete_elem(&traced_pids, &pid);
+	bpf_map_delete_elem(&py_procs, &pid);
 	return 0;
 }

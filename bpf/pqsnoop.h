@@ -30,6 +30,7 @@ enum pq_rec_type {
 	PQ_REC_CONN_CLOSE = 3,	/* PQfinish: outstanding sends will never end */
 	PQ_REC_FORK = 4,	/* a traced process forked a child, now traced */
 	PQ_REC_STACK = 5,	/* the Python stack of the SEND just before */
+	PQ_REC_EXEC = 6,	/* a traced process exec'd another program */
 };
 
 /* Which libpq entry point sent the query. */
@@ -130,6 +131,11 @@ struct pq_rec_fork {
 	__u32 parent_pid;
 	__u32 child_pid;
 	__u32 pad;
+};
+
+struct pq_rec_exec {
+	__u32 type;		/* PQ_REC_EXEC */
+	__u32 pid;
 };
 
 /* Byte offsets in libpq's private struct pg_result (libpq-int.h); the same in

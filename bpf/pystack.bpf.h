@@ -194,12 +194,8 @@ static __always_inline int py_read_stack(struct py_stack *out)
 	shift = o->instr_size == 4 ? 32 : 0;
 	cstack = o->fr_owner == PY_OFF_NONE ? PY_OWNER_NONE : o->owner_cstack;
 	for (i = 0; i < PY_MAX_WALK; i++) {
-		if (!frame)
+		if (!frame || n >= PY_MAX_FRAMES)
 			break;
-		if (n >= PY_MAX_FRAMES) {
-			out->truncated = 1;
-			break;
-		}
 		if (bpf_probe_read_user(win->b, rd, (const void *)frame))
 			goto read_error;
 		code = *(__u64 *)(win->b + off_code);
@@ -218,6 +214,23 @@ static __always_inline int py_read_stack(struct py_stack *out)
 		frame = *(__u64 *)(win->b + off_back);
 	}
 	if (i == PY_MAX_WALK && frame)
+		out->truncated = 1;
+	/*
+	 * All 64 slots used: the stack is cut only if a frame that would be
+	 * kept remains.  On 3.12+ every thread's stack ends in a C-stack
+	 * frame, which is skipped anyway: look past a few of those.
+	 */
+	for (i = 0; i < 4 && n >= PY_MAX_FRAMES && frame && !out->truncated; i++) {
+		if (bpf_probe_read_user(win->b, rd, (const void *)frame)) {
+			out->truncated = 1;	/* cannot tell: say it may go on */
+			break;
+		}
+		owner = win->b[off_owner];
+		if ((__u32)owner != cstack)
+			out->truncated = 1;
+		frame = *(__u64 *)(win->b + off_back);
+	}
+	if (n >= PY_MAX_FRAMES && frame)
 		out->truncated = 1;
 	out->nframes = n;
 	return out->err;

@@ -12,10 +12,40 @@
 #define MAX_VALUES 256		/* distinct constants tracked per run */
 #define MAX_THREADS_SEEN 65536
 #define MAX_ANCHOR_HOPS 8
+#define MAX_LIB_FILES 65536	/* "is this file library code" answers cached */
+#define RECENT 32		/* work statements a new run looks back on */
+#define MAX_POSITIONS 16384	/* stack prefixes remembered per unit */
 
 const char *finding_kind_name(enum finding_kind k)
 {
 	return k == FINDING_DUPLICATE ? "duplicate" : "n+1";
+}
+
+/* A query's stack, reduced to what comparing two stacks needs. */
+struct sig_frame {
+	uint64_t fn;		/* hash of the file and function name */
+	uint32_t line;
+	bool lib;		/* library code (callsite.h) */
+};
+
+struct stack_sig {
+	uint32_t refs;
+	uint32_t n;
+	bool partial;		/* truncated or unreadable: outer frames missing */
+	struct sig_frame f[];	/* innermost first, as in pq_query.stack */
+};
+
+static struct stack_sig *sig_get(struct stack_sig *s)
+{
+	if (s)
+		s->refs++;
+	return s;
+}
+
+static void sig_put(struct stack_sig *s)
+{
+	if (s && --s->refs == 0)
+		free(s);
 }
 
 /* A statement a run refers to: its parent or its anchor. */
@@ -23,8 +53,10 @@ struct qref {
 	bool set;
 	bool parsed;
 	uint64_t fp;
+	uint64_t key;		/* its run's key: fingerprint and callsite */
 	struct fp_text *norm;
 	struct fp_text *raw;	/* keep_examples only */
+	struct stack_sig *sig;	/* NULL without a stack */
 	int64_t rows;
 	uint64_t start_ns;
 };
@@ -33,6 +65,7 @@ static void qref_clear(struct qref *q)
 {
 	fp_text__put(q->norm);
 	fp_text__put(q->raw);
+	sig_put(q->sig);
 	memset(q, 0, sizeof(*q));
 }
 
@@ -42,6 +75,7 @@ static void qref_copy(struct qref *dst, const struct qref *src)
 		return;
 	fp_text__get(src->norm);
 	fp_text__get(src->raw);
+	sig_get(src->sig);
 	qref_clear(dst);
 	*dst = *src;
 }
@@ -79,8 +113,10 @@ static void valset_clear(struct valset *v)
 	v->distinct = v->max_same = 0;
 }
 
-/* One fingerprint's state in a unit, and its current run. */
+/* One statement's state in a unit (a fingerprint sent from one callsite),
+ * and its current run. */
 struct run {
+	uint64_t key;		/* fingerprint and callsite */
 	uint64_t fp;
 	struct fp_text *norm;
 	bool parsed;
@@ -96,6 +132,9 @@ struct run {
 				   across a unit cut */
 	struct qref parent;	/* just before the run's first execution */
 	struct qref anchor;	/* what the loop hangs on (unset: unit start) */
+	struct qref before;	/* when the parent was a loop's statement: that
+				   loop's parent (the loops may run one after
+				   the other over the same rows) */
 	bool interleaved;
 	bool values_known;
 	bool truncated;
@@ -105,6 +144,7 @@ struct run {
 	struct finding_frame *stack;	/* of the run's first execution */
 	uint32_t nstack;
 	int site_index;			/* its application frame, -1: none */
+	struct stack_sig *sig;		/* of the run's first execution */
 };
 
 struct unit {
@@ -114,8 +154,11 @@ struct unit {
 	uint32_t nqueries;
 	uint64_t conn;		/* connection of the last query */
 	int64_t idx;		/* next index of a work statement */
-	struct u64map runs;	/* fp -> struct run * */
+	struct u64map runs;	/* run key -> struct run * */
 	struct qref prev;	/* the last work statement */
+	struct qref recent[RECENT];	/* the last ones, recent[idx % RECENT] */
+	struct u64map positions;	/* stack prefix -> 1 + index of the last
+					   query sent through it */
 	struct u64map touched;	/* findings fed by this unit */
 };
 
@@ -131,6 +174,7 @@ struct detector {
 	bool ranked_ok;
 	struct detect_totals t;
 	struct fp_text *unknown;	/* norm text of the last text_unknown query */
+	struct u64map libfiles;	/* file name hash -> 1 application, 2 library */
 	uint64_t rng;
 };
 
@@ -146,8 +190,6 @@ struct detector *detector__new(const struct detect_opts *opts)
 		d->o = *opts;
 	if (!d->o.idle_gap_ns)
 		d->o.idle_gap_ns = DETECT_DEFAULT_IDLE_GAP_NS;
-	if (!d->o.pause_ns)
-		d->o.pause_ns = DETECT_DEFAULT_PAUSE_NS;
 	if (!d->o.max_span_ns)
 		d->o.max_span_ns = DETECT_DEFAULT_MAX_SPAN_NS;
 	if (!d->o.min_repeats)
@@ -224,10 +266,12 @@ static struct finding_frame *frames_share(const struct finding_frame *src, uint3
 static void run_free(struct run *r)
 {
 	frames_free(r->stack, r->nstack);
+	sig_put(r->sig);
 	fp_text__put(r->norm);
 	fp_text__put(r->example);
 	qref_clear(&r->parent);
 	qref_clear(&r->anchor);
+	qref_clear(&r->before);
 	valset_clear(&r->vals);
 	free(r);
 }
@@ -239,7 +283,10 @@ static void unit_free(struct unit *u)
 			run_free(u->runs.vals[i]);
 	u64map_release(&u->runs);
 	u64map_release(&u->touched);
+	u64map_release(&u->positions);
 	qref_clear(&u->prev);
+	for (int i = 0; i < RECENT; i++)
+		qref_clear(&u->recent[i]);
 	free(u);
 }
 
@@ -263,6 +310,7 @@ void detector__free(struct detector *d)
 	u64map_release(&d->units);
 	u64map_release(&d->threads);
 	u64map_release(&d->findex);
+	u64map_release(&d->libfiles);
 	for (size_t i = 0; i < d->nfindings; i++)
 		finding_free(d->findings[i]);
 	free(d->findings);
@@ -479,11 +527,116 @@ static void fold(struct detector *d, struct unit *u, struct run *r,
 		d->o.on_finding(f, d->o.ctx);
 }
 
+/* --- stacks ---------------------------------------------------------------- */
+
+static bool file_is_library(struct detector *d, const char *file, uint64_t h)
+{
+	void **slot = u64map_get(&d->libfiles, h);
+	bool lib;
+
+	if (slot)
+		return (uintptr_t)*slot == 2;
+	lib = callsite_is_library(file, d->o.callsite);
+	if (d->libfiles.n < MAX_LIB_FILES)
+		u64map_put(&d->libfiles, h, (void *)(uintptr_t)(lib ? 2 : 1));
+	return lib;
+}
+
+/* q's stack signature (NULL without a stack, or out of memory) and the
+ * index of its application frame in q->stack (-1: none). */
+static struct stack_sig *sig_new(struct detector *d, const struct pq_query *q, int *site)
+{
+	struct stack_sig *s;
+
+	*site = -1;
+	if (!q->nframes)
+		return NULL;
+	s = malloc(sizeof(*s) + q->nframes * sizeof(s->f[0]));
+	if (!s) {
+		const struct pq_frame *f = callsite_of(q, d->o.callsite);
+
+		*site = f ? (int)(f - q->stack) : -1;
+		return NULL;
+	}
+	s->refs = 1;
+	s->n = q->nframes;
+	s->partial = q->stack_truncated || q->stack_error;
+	for (uint32_t i = 0; i < q->nframes; i++) {
+		const char *file = q->stack[i].file ? q->stack[i].file : "";
+		const char *func = q->stack[i].func ? q->stack[i].func : "";
+		uint64_t hf = hash_bytes(file, strlen(file), 0x66696c65);
+
+		s->f[i].fn = hash_u64(hf, hash_bytes(func, strlen(func), 0x66756e63));
+		s->f[i].line = q->stack[i].line;
+		s->f[i].lib = file_is_library(d, q->stack[i].file, hf);
+		if (*site < 0 && !s->f[i].lib)
+			*site = (int)i;
+	}
+	return s;
+}
+
+/*
+ * Could the query with stack p be the parent of a loop whose first
+ * execution has stack l, in the same piece of code?  Read from the
+ * outermost frame, two stacks of one thread agree down to some frame and
+ * then part:
+ *   - inside one function, at two of its lines: the function that fetched
+ *     the rows and then loops over them (a view, a template's for tag, a
+ *     paginator, DRF's list()): a parent;
+ *   - below an application line that called two different functions (a
+ *     comprehension that fetches and loops on one line): a parent;
+ *   - below a library line that called two different functions: the
+ *     server's loop handing the thread its next request (gunicorn, Django's
+ *     handler calling another view), or middleware calling the next one:
+ *     two pieces of work that only follow each other, not a parent.
+ * Without both stacks, or with a partial one, there is nothing to say.
+ */
+static bool related_stacks(const struct stack_sig *p, const struct stack_sig *l)
+{
+	uint32_t n;
+
+	if (!p || !l || p->partial || l->partial)
+		return true;
+	n = p->n < l->n ? p->n : l->n;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sig_frame *pf = &p->f[p->n - 1 - i], *lf = &l->f[l->n - 1 - i];
+
+		if (pf->fn == lf->fn && pf->line == lf->line)
+			continue;
+		if (pf->fn == lf->fn)
+			return true;
+		/* the frame both were called from */
+		return i > 0 && !p->f[p->n - i].lib;
+	}
+	return true;
+}
+
+/* What tells one statement from another in a unit: the fingerprint, and
+ * the line of the application that sends it. */
+static uint64_t run_key(uint64_t fp, const struct pq_frame *site)
+{
+	const char *file;
+
+	if (!site)
+		return fp;
+	file = site->file ? site->file : "?";
+	return hash_u64(fp, hash_u64(hash_bytes(file, strlen(file), site->line), 2));
+}
+
 /* --- runs ------------------------------------------------------------------ */
 
-static struct run *run_find(const struct unit *u, uint64_t fp)
+/* One query as the runs see it. */
+struct qinfo {
+	const struct pq_query *q;
+	const struct fp_result *fr;
+	uint64_t key;
+	struct stack_sig *sig;	/* borrowed */
+	int site;		/* index in q->stack, -1: none */
+};
+
+static struct run *run_find(const struct unit *u, uint64_t key)
 {
-	void **slot = u64map_get(&u->runs, fp);
+	void **slot = u64map_get(&u->runs, key);
 
 	return slot ? *slot : NULL;
 }
@@ -528,7 +681,7 @@ static int close_run(struct detector *d, struct unit *u, struct run *r)
 			const struct qref *par = &r->parent, *alt = NULL;
 			int64_t rows = r->parent_rows;
 
-			if (r->anchor.fp != r->parent.fp) {
+			if (r->anchor.key != r->parent.key) {
 				if ((uint64_t)r->parent_hits * 4 >= 3 * ((uint64_t)c - 1)) {
 					par = &r->anchor;
 					alt = &r->parent;
@@ -536,16 +689,36 @@ static int close_run(struct detector *d, struct unit *u, struct run *r)
 				} else {
 					alt = &r->anchor;
 				}
+			} else if (!r->parent_hits && r->before.set) {
+				/* after another loop that never ran again: both
+				 * loops turn over that loop's parent's rows */
+				par = &r->before;
+				alt = &r->parent;
+				rows = r->before.rows;
 			}
-			/*
-			 * A loop over a query's rows turns at most once per row
-			 * (twice, for slack).  More repeats than that after a
-			 * SELECT mean the repeats are not its loop: typically
-			 * requests sent back to back, each running the statement
-			 * once, after some other request's last query.
-			 */
-			if (r->cont_kind < 0 && returns_rows(par) && rows >= 0 &&
-			    (uint64_t)c > 2 * (uint64_t)rows) {
+			if (r->cont_kind < 0 && !related_stacks(par->sig, r->sig) &&
+			    alt && related_stacks(alt->sig, r->sig)) {
+				const struct qref *t = par;
+
+				par = alt;
+				alt = t;
+				rows = par == &r->parent ? r->parent_rows : par->rows;
+			}
+			if (r->cont_kind >= 0) {
+				fold(d, u, r, kind, par, alt);
+			} else if (!related_stacks(par->sig, r->sig)) {
+				/* the query before is another request's */
+				d->t.unrelated_parents++;
+				kind = -1;
+			} else if (returns_rows(par) && rows >= 0 && (uint64_t)c > 2 * (uint64_t)rows) {
+				/*
+				 * A loop over a query's rows turns at most once
+				 * per row (twice, for slack).  More repeats than
+				 * that after a SELECT mean the repeats are not its
+				 * loop: typically requests sent back to back, each
+				 * running the statement once, after some other
+				 * request's last query.
+				 */
 				d->t.not_loops++;
 				kind = -1;
 			} else {
@@ -559,6 +732,7 @@ static int close_run(struct detector *d, struct unit *u, struct run *r)
 	r->cont_kind = -1;
 	qref_clear(&r->parent);
 	qref_clear(&r->anchor);
+	qref_clear(&r->before);
 	fp_text__put(r->example);
 	r->example = NULL;
 	valset_clear(&r->vals);
@@ -566,45 +740,107 @@ static int close_run(struct detector *d, struct unit *u, struct run *r)
 }
 
 /*
+ * Where the anchor a of a loop whose executions have stack l was sent from:
+ * the outer frames a and l share, and a's frame where they part (a hash of
+ * that prefix of a's stack, as record_positions() makes them).  False when
+ * there is no such place: a stack missing or partial, or no frame where
+ * they part.
+ */
+static bool anchor_position(const struct stack_sig *a, const struct stack_sig *l, uint64_t *pos)
+{
+	uint64_t h = 0x706f73;
+	uint32_t n;
+
+	if (!a || !l || a->partial || l->partial)
+		return false;
+	n = a->n < l->n ? a->n : l->n;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct sig_frame *af = &a->f[a->n - 1 - i], *lf = &l->f[l->n - 1 - i];
+
+		h = hash_u64(h, hash_u64(af->fn, af->line));
+		if (af->fn != lf->fn || af->line != lf->line) {
+			*pos = h;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Notes that the query at idx went through every prefix of its stack. */
+static void record_positions(struct unit *u, const struct stack_sig *s, int64_t idx)
+{
+	uint64_t h = 0x706f73;
+
+	if (!s || s->partial)
+		return;
+	for (uint32_t i = 0; i < s->n; i++) {
+		const struct sig_frame *f = &s->f[s->n - 1 - i];
+		void **slot;
+
+		h = hash_u64(h, hash_u64(f->fn, f->line));
+		slot = u64map_get(&u->positions, h);
+		if (slot)
+			*slot = (void *)(uintptr_t)(idx + 1);
+		else if (u->positions.n < MAX_POSITIONS)
+			u64map_put(&u->positions, h, (void *)(uintptr_t)(idx + 1));
+	}
+}
+
+/*
  * Has r's loop ended?  Unanchored runs (no parent in the unit) last while
- * they are contiguous.  Otherwise: the anchor has run again since r's last
- * execution, and not as part of the same loop (its own run started after
- * r's last execution: the outer loop or the next request began again).  An
- * anchor that is part of the loop hands over to its own anchor.
+ * they are contiguous.  Otherwise the loop is over when its anchor's code
+ * runs again: the anchor statement itself, not as part of the same loop
+ * (its own run started after r's last execution: the outer loop or the
+ * next request began again), or, with stacks, any statement sent from the
+ * place the anchor was sent from (the line of the function the loop runs
+ * in, or of one of its callers, that fetched what the loop iterates over:
+ * the function was called again, by the next request through the same
+ * middleware, say).  An anchor that is part of the loop hands over to its
+ * own anchor.
  */
 static bool run_broken(struct unit *u, struct run *r, int64_t idx)
 {
 	for (int hop = 0; hop < MAX_ANCHOR_HOPS; hop++) {
 		struct run *a;
+		uint64_t pos;
+		void **slot;
 
 		if (!r->anchor.set)
 			return r->last_idx != idx - 1;
-		a = run_find(u, r->anchor.fp);
-		if (!a || a == r || a->last_idx <= r->last_idx)
+		a = run_find(u, r->anchor.key);
+		if (a && a != r && a->last_idx > r->last_idx) {
+			if (!a->open || a->run_start > r->last_idx)
+				return true;
+			qref_copy(&r->anchor, &a->anchor);
+			continue;
+		}
+		if (!anchor_position(r->anchor.sig, r->sig, &pos))
 			return false;
-		if (!a->open || a->run_start > r->last_idx)
-			return true;
-		qref_copy(&r->anchor, &a->anchor);
+		slot = u64map_get(&u->positions, pos);
+		return slot && (int64_t)(uintptr_t)*slot - 1 > r->last_idx;
 	}
 	return false;
 }
 
 static void run_add(struct detector *d, struct unit *u, struct run *r,
-		    const struct pq_query *q, const struct fp_result *fr, int64_t idx)
+		    const struct qinfo *qi, int64_t idx)
 {
-	if (r->count == 0) {
-		const struct pq_frame *site = callsite_of(q, d->o.callsite);
+	const struct pq_query *q = qi->q;
+	const struct fp_result *fr = qi->fr;
 
+	if (r->count == 0) {
 		frames_free(r->stack, r->nstack);
 		r->stack = frames_of(q, &r->nstack);
-		r->site_index = site && r->stack ? (int)(site - q->stack) : -1;
+		r->site_index = qi->site >= 0 && r->stack ? qi->site : -1;
+		sig_put(r->sig);
+		r->sig = sig_get(qi->sig);
 		r->first_start = q->start_ns;
 		r->values_known = true;
 		r->interleaved = false;
 		r->truncated = false;
 		r->db_ns = 0;
 	} else {
-		struct run *p = r->parent.set ? run_find(u, r->parent.fp) : NULL;
+		struct run *p = r->parent.set ? run_find(u, r->parent.key) : NULL;
 
 		if (r->last_idx != idx - 1)
 			r->interleaved = true;
@@ -630,42 +866,101 @@ static void run_add(struct detector *d, struct unit *u, struct run *r,
 		r->example = fp_text__new(q->sql, q->sql_cap);
 }
 
-static void run_start(struct detector *d, struct unit *u, struct run *r,
-		      const struct pq_query *q, const struct fp_result *fr, int64_t idx)
+/*
+ * The parent of a run starting at idx: the latest work statement before it
+ * that the same piece of code sent (related_stacks()), never the statement
+ * itself.  Without stacks that is the statement just before.  NULL: none in
+ * the last RECENT, so the run is unanchored.
+ */
+static const struct qref *parent_for(const struct unit *u, const struct qinfo *qi, int64_t idx)
 {
+	for (int64_t i = idx - 1; i >= 0 && i >= idx - RECENT; i--) {
+		const struct qref *c = &u->recent[i % RECENT];
+
+		if (!c->set || c->key == qi->key)
+			continue;
+		if (related_stacks(c->sig, qi->sig))
+			return c;
+	}
+	return NULL;
+}
+
+static void run_start(struct detector *d, struct unit *u, struct run *r,
+		      const struct qinfo *qi, int64_t idx)
+{
+	const struct qref *par;
+
 	r->open = true;
 	r->count = 0;
 	r->parent_hits = 0;
 	r->cont_kind = -1;
 	r->run_start = idx;
-	r->parent_rows = u->prev.set ? u->prev.rows : -1;
-	if (!(u->prev.set && u->prev.fp == r->fp)) {	/* never its own parent */
-		qref_copy(&r->parent, &u->prev);
-		qref_copy(&r->anchor, &u->prev);
+	par = parent_for(u, qi, idx);
+	r->parent_rows = par ? par->rows : -1;
+	if (par) {
+		const struct run *p = run_find(u, par->key);
+
+		qref_copy(&r->parent, par);
+		qref_copy(&r->anchor, par);
+		if (p && p != r && p->open && p->count >= 2 && p->parent.set)
+			qref_copy(&r->before, p->before.set ? &p->before : &p->parent);
 	}
 	valset_clear(&r->vals);
-	run_add(d, u, r, q, fr, idx);
+	run_add(d, u, r, qi, idx);
 }
 
-static struct run *run_new(struct unit *u, uint64_t fp, struct fp_text *norm, bool parsed)
+static struct run *run_new(struct unit *u, const struct qinfo *qi)
 {
 	struct run *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return NULL;
-	if (u64map_put(&u->runs, fp, r)) {
+	if (u64map_put(&u->runs, qi->key, r)) {
 		free(r);
 		return NULL;
 	}
-	r->fp = fp;
-	r->norm = fp_text__get(norm);
-	r->parsed = parsed;
+	r->key = qi->key;
+	r->fp = qi->fr->fp;
+	r->norm = fp_text__get(qi->fr->norm);
+	r->parsed = qi->fr->parsed;
 	r->last_idx = -1;
 	r->run_start = -1;
 	r->last_rows = -1;
 	r->cont_kind = -1;
 	r->site_index = -1;
 	return r;
+}
+
+/* Drops the runs in u that match `drop` (closing them first). */
+static void drop_runs(struct detector *d, struct unit *u,
+		      bool (*drop)(const struct unit *u, const struct run *r))
+{
+	uint64_t *keys = malloc((u->runs.n ? u->runs.n : 1) * sizeof(*keys));
+	size_t n = 0;
+
+	if (!keys)
+		return;
+	for (size_t i = 0; i < u->runs.cap; i++)
+		if (u->runs.used[i] && drop(u, u->runs.vals[i]))
+			keys[n++] = u->runs.keys[i];
+	for (size_t i = 0; i < n; i++) {
+		void **slot = u64map_get(&u->runs, keys[i]);
+		struct run *r = *slot;
+
+		close_run(d, u, r);
+		run_free(r);
+		u64map_del(&u->runs, keys[i]);
+	}
+	free(keys);
+}
+
+/* A statement that ran once, some time ago: no loop yet, and the queries
+ * since show it does not start one. */
+static bool stale_single(const struct unit *u, const struct run *r)
+{
+	return (!r->open || (r->count <= 1 && r->cont_kind < 0)) &&
+	       !(u->prev.set && u->prev.key == r->key) &&
+	       r->last_idx < u->idx - (int64_t)u->runs.n / 2;
 }
 
 /* --- units ----------------------------------------------------------------- */
@@ -701,61 +996,52 @@ static struct unit *unit_new(struct detector *d, uint32_t pid, uint32_t tid, uin
 	return u;
 }
 
+/* Kept across a soft cut: a loop in progress, or the statement just
+ * before the cut (it may be the first iteration of a slow loop). */
+static bool not_in_progress(const struct unit *u, const struct run *r)
+{
+	return !(r->open && (r->count >= 2 || r->cont_kind >= 0 ||
+			     (u->prev.set && u->prev.key == r->key)));
+}
+
 /*
  * A new unit of work on the same thread, without losing the loops in
- * progress: a pause may be a slow iteration, and a long loop (a batch job)
- * may outlast max_span.  Runs that repeated already go on, and so does the
- * statement just before the pause; other statements that ran once are
- * forgotten, so a request's queries no longer anchor loops in the next one.
- * With fold_pieces (max_span, max_unit_queries), the loops so far are
- * folded into findings now and go on as continuations, so a loop that runs
- * for minutes shows up every max_span.
+ * progress: a long loop (a batch job) may outlast max_span, and with
+ * pause_ns set a pause may be a slow iteration.  Runs that repeated already
+ * go on, and so does the statement just before the cut; other statements
+ * that ran once are forgotten.  With fold_pieces (max_span,
+ * max_unit_queries), the loops so far are folded into findings now and go
+ * on as continuations, so a loop that runs for minutes shows up every
+ * max_span.
  */
 static void soft_cut(struct detector *d, struct unit *u, uint64_t start, bool fold_pieces)
 {
-	uint64_t *drop = malloc((u->runs.n ? u->runs.n : 1) * sizeof(*drop));
-	size_t ndrop = 0;
-
-	for (size_t i = 0; i < u->runs.cap; i++) {
+	drop_runs(d, u, not_in_progress);
+	for (size_t i = 0; fold_pieces && i < u->runs.cap; i++) {
 		struct run *r;
+		struct qref par = { 0 }, anc = { 0 }, bef = { 0 };
+		int64_t rows;
+		int kind;
 
 		if (!u->runs.used[i])
 			continue;
 		r = u->runs.vals[i];
-		/* the statement just before the pause may be the first
-		 * iteration of a slow loop: it stays too */
-		if (r->open && (r->count >= 2 || r->cont_kind >= 0 ||
-				(u->prev.set && u->prev.fp == r->fp))) {
-			if (fold_pieces) {
-				struct qref par = { 0 }, anc = { 0 };
-				int64_t rows = r->parent_rows;
-				int kind;
-
-				qref_copy(&par, &r->parent);
-				qref_copy(&anc, &r->anchor);
-				kind = close_run(d, u, r);
-				r->open = true;	/* goes on, with no repeats yet */
-				r->cont_kind = kind;
-				r->parent_rows = rows;
-				r->run_start = u->idx;
-				qref_copy(&r->parent, &par);
-				qref_copy(&r->anchor, &anc);
-				qref_clear(&par);
-				qref_clear(&anc);
-			}
-			continue;
-		}
-		close_run(d, u, r);
-		if (drop)
-			drop[ndrop++] = u->runs.keys[i];
+		rows = r->parent_rows;
+		qref_copy(&par, &r->parent);
+		qref_copy(&anc, &r->anchor);
+		qref_copy(&bef, &r->before);
+		kind = close_run(d, u, r);
+		r->open = true;	/* goes on, with no repeats yet */
+		r->cont_kind = kind;
+		r->parent_rows = rows;
+		r->run_start = u->idx;
+		qref_copy(&r->parent, &par);
+		qref_copy(&r->anchor, &anc);
+		qref_copy(&r->before, &bef);
+		qref_clear(&par);
+		qref_clear(&anc);
+		qref_clear(&bef);
 	}
-	for (size_t i = 0; i < ndrop; i++) {
-		void **slot = u64map_get(&u->runs, drop[i]);
-
-		run_free(*slot);
-		u64map_del(&u->runs, drop[i]);
-	}
-	free(drop);
 	u64map_release(&u->touched);
 	d->t.units++;
 	u->first_start = start;
@@ -780,7 +1066,7 @@ static struct unit *unit_for(struct detector *d, const struct pq_query *q)
 			    q->start_ns - u->fold_start > d->o.max_span_ns) ||
 			   u->nqueries >= d->o.max_unit_queries) {
 			soft_cut(d, u, q->start_ns, true);
-		} else if (gap > d->o.pause_ns) {
+		} else if (d->o.pause_ns && gap > d->o.pause_ns) {
 			soft_cut(d, u, q->start_ns, false);
 		}
 	}
@@ -840,6 +1126,7 @@ int detector__add_fp(struct detector *d, const struct pq_query *q,
 		     const struct fp_result *frp)
 {
 	struct fp_result fr;
+	struct qinfo qi;
 	struct unit *u;
 	struct run *r;
 	uint64_t end = q->start_ns + q->duration_ns;
@@ -873,19 +1160,26 @@ int detector__add_fp(struct detector *d, const struct pq_query *q,
 		return 0;
 	}
 
+	qi.q = q;
+	qi.fr = &fr;
+	qi.sig = sig_new(d, q, &qi.site);
+	qi.key = run_key(fr.fp, qi.site >= 0 ? &q->stack[qi.site] : NULL);
+
 	idx = u->idx++;
-	r = run_find(u, fr.fp);
+	r = run_find(u, qi.key);
+	if (!r && u->runs.n >= d->o.max_fps_per_unit)
+		drop_runs(d, u, stale_single);
 	if (!r && u->runs.n < d->o.max_fps_per_unit)
-		r = run_new(u, fr.fp, fr.norm, fr.parsed);
+		r = run_new(u, &qi);
 	if (!r) {
 		d->t.untracked++;
 	} else if (!r->open) {
-		run_start(d, u, r, q, &fr, idx);
+		run_start(d, u, r, &qi, idx);
 	} else if (run_broken(u, r, idx)) {
 		close_run(d, u, r);
-		run_start(d, u, r, q, &fr, idx);
+		run_start(d, u, r, &qi, idx);
 	} else {
-		run_add(d, u, r, q, &fr, idx);
+		run_add(d, u, r, &qi, idx);
 	}
 	if (r)
 		r->last_rows = q->rows;
@@ -895,11 +1189,15 @@ int detector__add_fp(struct detector *d, const struct pq_query *q,
 	u->prev.set = true;
 	u->prev.parsed = fr.parsed;
 	u->prev.fp = fr.fp;
+	u->prev.key = qi.key;
 	u->prev.norm = fp_text__get(fr.norm);
+	u->prev.sig = qi.sig;	/* the reference sig_new() gave */
 	if (d->o.keep_examples && q->sql)
 		u->prev.raw = fp_text__new(q->sql, q->sql_cap);
 	u->prev.rows = q->rows;
 	u->prev.start_ns = q->start_ns;
+	qref_copy(&u->recent[idx % RECENT], &u->prev);
+	record_positions(u, qi.sig, idx);
 	return 0;
 }
 
@@ -919,7 +1217,8 @@ static void close_where(struct detector *d, bool all, uint64_t now_ns)
 		if (!d->units.used[i])
 			continue;
 		u = d->units.vals[i];
-		if (all || (now_ns > u->last_end && now_ns - u->last_end > d->o.idle_gap_ns))
+		if (all || (now_ns > u->last_end &&
+			    now_ns - u->last_end > d->o.idle_gap_ns + DETECT_TICK_GRACE_NS))
 			list[n++] = u;
 	}
 	for (size_t i = 0; i < n; i++)

@@ -58,13 +58,16 @@
 
 /* Defaults (the README explains them). */
 #define DETECT_DEFAULT_IDLE_GAP_NS	(100ULL * 1000 * 1000)		/* 100 ms */
-#define DETECT_DEFAULT_PAUSE_NS		(1ULL * 1000 * 1000)		/* 1 ms */
+#define DETECT_DEFAULT_PAUSE_NS		0				/* off */
 #define DETECT_DEFAULT_MAX_SPAN_NS	(10ULL * 1000 * 1000 * 1000)	/* 10 s */
 #define DETECT_DEFAULT_MIN_REPEATS	5
 #define DETECT_DEFAULT_MIN_DUPLICATES	3
 #define DETECT_DEFAULT_MAX_UNIT_QUERIES	10000
 #define DETECT_DEFAULT_MAX_FPS_PER_UNIT	1024
 #define DETECT_DEFAULT_MAX_FINDINGS	10000
+/* detector__tick() closes a unit idle for idle_gap plus this: a query in
+ * flight is only seen when it ends, and a slow one must not end its unit. */
+#define DETECT_TICK_GRACE_NS		(1ULL * 1000 * 1000 * 1000)	/* 1 s */
 
 struct finding;
 
@@ -176,6 +179,8 @@ struct detect_totals {
 	uint64_t findings_dropped;	/* findings over max_findings */
 	uint64_t untracked;	/* executions over max_fps_per_unit */
 	uint64_t not_loops;	/* runs longer than their parent's rows allow */
+	uint64_t unrelated_parents;	/* runs whose parent's stack shows another
+					   piece of work (another request) */
 	uint64_t first_ns, last_ns;	/* first start, last end */
 	struct fp_stats fp;	/* the fingerprint cache */
 };

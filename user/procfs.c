@@ -201,3 +201,35 @@ bool proc_self_can_trace(void)
 	       ((eff & CAPBIT(38)) && (eff & CAPBIT(39)));
 #undef CAPBIT
 }
+
+bool proc_exe_mentions(pid_t pid, const char *needle)
+{
+	size_t nlen = strlen(needle), have = 0, total = 0;
+	char path[64], buf[65536 + 64];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	f = fopen(path, "re");
+	if (!f || nlen == 0 || nlen > 64) {
+		if (f)
+			fclose(f);
+		return false;
+	}
+	while (!found && total < (4u << 20)) {
+		size_t n = fread(buf + have, 1, sizeof(buf) - have, f);
+
+		if (!n)
+			break;
+		total += n;
+		have += n;
+		found = memmem(buf, have, needle, nlen) != NULL;
+		/* keep the tail: the needle may straddle two reads */
+		if (have > nlen) {
+			memmove(buf, buf + have - (nlen - 1), nlen - 1);
+			have = nlen - 1;
+		}
+	}
+	fclose(f);
+	return found;
+}

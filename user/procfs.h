@@ -43,6 +43,13 @@ struct libpq_map {
 int proc_find_libpq(pid_t pid, struct libpq_map *out, int max);
 
 /*
+ * Whether the process's executable file contains the bytes of needle in
+ * its first 4 MiB (e.g. "libpython": an interpreter linked to a shared
+ * libpython names it in its dynamic section).  False when unreadable.
+ */
+bool proc_exe_mentions(pid_t pid, const char *needle);
+
+/*
  * Whether this process may load BPF programs and create uprobes:
  * CAP_SYS_ADMIN, or both CAP_BPF and CAP_PERFMON, in the effective set.
  */

@@ -377,6 +377,7 @@ void report_json(FILE *f, struct detector *d, const struct report_opts *o)
 	jw_kv_uint(jw, "findings_dropped", t->findings_dropped);
 	jw_kv_uint(jw, "dropped", o ? o->dropped : 0);
 	jw_kv_uint(jw, "not_loops", t->not_loops);
+	jw_kv_uint(jw, "unrelated_parents", t->unrelated_parents);
 	jw_kv_uint(jw, "untracked", t->untracked);
 	jw_key(jw, "fingerprints");
 	jw_start_object(jw);

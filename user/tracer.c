@@ -39,6 +39,10 @@ struct run {
 	size_t npids;
 	uint64_t processes;	/* ever traced */
 	bool said_no_stacks;
+	/* processes whose interpreter is not known yet (it exec'd, or was
+	 * not initialized): tried again on every tick until a deadline */
+	struct { pid_t pid; double until; } *relearn;
+	size_t nrelearn;
 };
 
 static void fill_summary(const struct run *r, struct run_summary *sum)
@@ -86,9 +90,42 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	return vfprintf(stderr, fmt, ap);
 }
 
-/* Tell the BPF side where pid's interpreter is, or say once why its
- * queries will come without stacks. */
-static void learn_python(struct run *r, pid_t pid)
+static double now_mono(void);
+
+/* Try again for a while: an interpreter that is starting up (right after
+ * an exec) is not initialized yet. */
+static void relearn_later(struct run *r, pid_t pid)
+{
+	void *p;
+
+	for (size_t i = 0; i < r->nrelearn; i++)
+		if (r->relearn[i].pid == pid)
+			return;
+	p = realloc(r->relearn, (r->nrelearn + 1) * sizeof(*r->relearn));
+	if (!p)
+		return;
+	r->relearn = p;
+	r->relearn[r->nrelearn].pid = pid;
+	r->relearn[r->nrelearn].until = now_mono() + 10.0;
+	r->nrelearn++;
+}
+
+static void forget_relearn(struct run *r, pid_t pid)
+{
+	for (size_t i = 0; i < r->nrelearn; i++)
+		if (r->relearn[i].pid == pid) {
+			r->relearn[i] = r->relearn[--r->nrelearn];
+			return;
+		}
+}
+
+/*
+ * Tell the BPF side where pid's interpreter is.  Returns whether it is
+ * known now.  An interpreter that is still starting up goes on the list to
+ * try again; with quiet, a failure says nothing (the last try will);
+ * otherwise say once why its queries come without stacks.
+ */
+static bool learn_python(struct run *r, pid_t pid, bool quiet)
 {
 	const struct py_offsets *off;
 	__u32 key = pid;
@@ -98,18 +135,59 @@ static void learn_python(struct run *r, pid_t pid)
 	if (off) {
 		bpf_map__update_elem(r->skel->maps.py_procs, &key, sizeof(key),
 				     off, sizeof(*off), BPF_ANY);
-		return;
+		forget_relearn(r, pid);
+		return true;
 	}
+	if (strstr(why, "not initialized"))
+		relearn_later(r, pid);
+	if (quiet)
+		return false;
+	forget_relearn(r, pid);	/* the last word */
 	/* psql or pgbench have no Python stack to miss: no warning */
 	if (strstr(why, "is not a Python process")) {
 		debug("pid %d: %s", (int)pid, why);
-		return;
+		return false;
 	}
 	if (!r->said_no_stacks) {
 		proc_comm(pid, comm, sizeof(comm));
 		info("pid %d (%s): queries are traced without Python stacks: %s",
 		     (int)pid, comm, why);
 		r->said_no_stacks = true;
+	}
+	return false;
+}
+
+/* A traced process exec'd: forget its old interpreter, learn the new one
+ * (right away if it is there, else as soon as it has started). */
+static void on_exec(struct run *r, pid_t pid)
+{
+	__u32 key = pid;
+
+	debug("pid %d exec'd", (int)pid);
+	bpf_map__delete_elem(r->skel->maps.py_procs, &key, sizeof(key), 0);
+	stack_resolver__remove(r->sr, pid);
+	/* A new Python is not readable until its libpython is mapped and its
+	 * runtime initialized, a few ms from now: keep trying.  Anything else
+	 * (psql) gets its answer at once. */
+	if (proc_exe_mentions(pid, "_PyRuntime") || proc_exe_mentions(pid, "libpython"))
+		relearn_later(r, pid);
+	else
+		learn_python(r, pid, false);
+}
+
+static void relearn_due(struct run *r)
+{
+	double now = now_mono();
+
+	for (size_t i = 0; i < r->nrelearn;) {
+		pid_t pid = r->relearn[i].pid;
+		bool last = now >= r->relearn[i].until;
+
+		if (!proc_alive(pid) || learn_python(r, pid, !last) || last) {
+			forget_relearn(r, pid);
+			continue;	/* the list changed: look at slot i again */
+		}
+		i++;
 	}
 }
 
@@ -132,7 +210,7 @@ static int track_pid(struct run *r, pid_t pid)
 	bpf_map__update_elem(r->skel->maps.traced_pids, &key, sizeof(key),
 			     &one, sizeof(one), BPF_ANY);
 	if (r->sr)
-		learn_python(r, pid);
+		learn_python(r, pid, false);
 	return 0;
 }
 
@@ -225,6 +303,16 @@ static void on_stack(struct run *r, const struct pq_rec_stack *s, size_t size)
 				s->py.truncated, error);
 }
 
+/* A query sent while its process's interpreter is still being learned
+ * (it just exec'd or started): say why it has no stack. */
+static void mark_unknown_interpreter(struct run *r, const struct pq_rec_send *s)
+{
+	for (size_t i = 0; i < r->nrelearn; i++)
+		if (r->relearn[i].pid == (pid_t)s->pid)
+			assembler__attach_stack(r->as, s->pid, s->conn, s->seq, NULL, 0, false,
+						"the interpreter was not known yet (the process had just started)");
+}
+
 static int on_record(void *ctx, void *data, size_t size)
 {
 	struct run *r = ctx;
@@ -234,8 +322,17 @@ static int on_record(void *ctx, void *data, size_t size)
 		on_stack(r, data, size);
 		return 0;
 	}
+	if (size >= sizeof(struct pq_rec_exec) && *(__u32 *)data == PQ_REC_EXEC) {
+		if (r->sr)
+			on_exec(r, ((const struct pq_rec_exec *)data)->pid);
+		return 0;
+	}
 
 	switch (assembler__record(r->as, data, size, &child)) {
+	case PQ_REC_SEND:
+		if (r->nrelearn)
+			mark_unknown_interpreter(r, data);
+		break;
 	case PQ_REC_FORK:
 		debug("following forked child %u", child);
 		track_pid(r, (pid_t)child);
@@ -359,6 +456,8 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 			if (scan_libpq(&r) || ring_buffer__consume(rb) > 0 ||
 			    saw_queries(&r))
 				break;
+			if (r.nrelearn)
+				relearn_due(&r);
 			reap(&r);
 			if (!r.npids) {
 				warn("pid %d (%s) exited before it loaded libpq", (int)o->pid, comm);
@@ -385,12 +484,16 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 	while (!stop_requested) {
 		double now;
 
-		err = ring_buffer__poll(rb, 100);
+		/* an interpreter starting up is learned within a few ms, before
+		 * its first query */
+		err = ring_buffer__poll(rb, r.nrelearn ? 5 : 100);
 		if (err < 0 && err != -EINTR) {
 			warn("failed to read the ring buffer: %s", strerror(-err));
 			goto cleanup;
 		}
 		now = now_mono();
+		if (r.nrelearn)
+			relearn_due(&r);
 		if (o->on_tick) {
 			struct timespec ts;
 
@@ -434,5 +537,6 @@ cleanup:
 	stack_resolver__free(r.sr);	/* after the queries that point at its strings */
 	pqsnoop_bpf__destroy(r.skel);
 	free(r.pids);
+	free(r.relearn);
 	return rc;
 }
