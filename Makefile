@@ -5,6 +5,7 @@
 #   make test       as root: every test (installs what is missing)
 #   make unit       the tests that need no root and no kernel
 #   make deps       as root: install the Debian packages the build and tests use
+#   make bench      as root: the benchmark (bench/README.md); BENCH_ARGS=--quick for a short run
 #   make clean
 #
 # Quiet unless V=1.  Everything built lands in build/; the binary is copied to
@@ -155,3 +156,16 @@ demo: check-root deps pqsnoop
 .PHONY: clean
 clean:
 	rm -rf build pqsnoop
+
+# --- benchmark -------------------------------------------------------------
+# bench/floor.c loads bpf/floor.bpf.c's do-nothing programs on pqsnoop's probe
+# points; bench/run_bench.py measures every tracer against it.  A benchmark,
+# not a test: it prints a table and writes bench/results.json (bench/README.md).
+$(OUT)/floor: bench/floor.c $(OUT)/floor.skel.h | $(OUT)
+	$(msg) CC $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(EXTRA_LDFLAGS) -lbpf -lelf -lz
+
+.PHONY: bench
+bench: check-root deps pqsnoop $(OUT)/floor
+	$(Q)$(PYTHON) bench/run_bench.py --pqsnoop $(CURDIR)/pqsnoop \
+	  --floor $(CURDIR)/$(OUT)/floor $(BENCH_ARGS)

@@ -394,6 +394,8 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 	}
 	r.skel->rodata->follow_forks = o->follow_forks;
 	r.skel->rodata->want_stacks = o->stacks;
+	/* wake the reader at an eighth full, well before anything is lost */
+	r.skel->rodata->wakeup_bytes = o->ringbuf_bytes / 8;
 	err = bpf_map__set_max_entries(r.skel->maps.events, o->ringbuf_bytes);
 	if (err) {
 		warn("failed to size the ring buffer to %zu bytes: %s", o->ringbuf_bytes,
