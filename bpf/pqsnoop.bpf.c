@@ -563,7 +563,8 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	r->parent_pid = ppid;
 	r->child_pid = cpid;
 	r->pad = 0;
-	bpf_ringbuf_submit(r, rb_flags());
+	/* rare: user space starts reading the child's memory at once */
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 
@@ -585,7 +586,9 @@ int BPF_PROG(on_exec, struct task_struct *task)
 	}
 	r->type = PQ_REC_EXEC;
 	r->pid = pid;
-	bpf_ringbuf_submit(r, rb_flags());
+	/* rare, and user space must learn the new interpreter before the
+	 * program's first query: wake it now */
+	bpf_ringbuf_submit(r, BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

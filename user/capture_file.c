@@ -124,9 +124,16 @@ struct capfile_reader *capfile_reader__open(const char *path, char *err, size_t 
 	uint32_t version;
 	int fd, n;
 
+	struct stat st;
+
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is a directory, not a capture file", path);
+		close(fd);
 		return NULL;
 	}
 	r = calloc(1, sizeof(*r));

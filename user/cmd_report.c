@@ -144,7 +144,9 @@ static FILE *open_output(const struct cli *c)
 
 	if (!c->output || strcmp(c->output, "-") == 0)
 		return stdout;
-	fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	/* with --show-values a report holds production data: owner only */
+	fd = open(c->output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		  c->show_values ? 0600 : 0644);
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
 		warn("cannot create %s: %s", c->output, strerror(errno));
 		if (fd >= 0)

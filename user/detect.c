@@ -153,6 +153,7 @@ struct unit {
 	uint64_t fold_start;	/* since the last max_span cut (pauses do not count) */
 	uint32_t nqueries;
 	uint64_t conn;		/* connection of the last query */
+	bool stacks;		/* the last query had its whole stack */
 	int64_t idx;		/* next index of a work statement */
 	struct u64map runs;	/* run key -> struct run * */
 	struct qref prev;	/* the last work statement */
@@ -1051,6 +1052,12 @@ static void soft_cut(struct detector *d, struct unit *u, uint64_t start, bool fo
 	}
 }
 
+/* A stack read whole: its outer frames are there to compare. */
+static bool whole_stack(const struct pq_query *q)
+{
+	return q->nframes && !q->stack_truncated && !q->stack_error;
+}
+
 static struct unit *unit_for(struct detector *d, const struct pq_query *q)
 {
 	void **slot = u64map_get(&d->units, thread_key(q->pid, q->tid));
@@ -1058,8 +1065,16 @@ static struct unit *unit_for(struct detector *d, const struct pq_query *q)
 
 	if (u) {
 		uint64_t gap = q->start_ns > u->last_end ? q->start_ns - u->last_end : 0;
+		bool stacks = u->stacks && whole_stack(q);
 
-		if (gap > d->o.idle_gap_ns) {
+		/*
+		 * Idle for idle_gap: the work is over, unless both queries
+		 * have whole stacks, which tell a loop's slow iteration (a
+		 * web service called per row, a template that takes its time,
+		 * a loaded machine) from the next request; then only a long
+		 * idle ends the unit.
+		 */
+		if (gap > d->o.idle_gap_ns + (stacks ? DETECT_TICK_GRACE_NS : 0)) {
 			close_unit(d, u);
 			u = NULL;
 		} else if ((q->start_ns > u->fold_start &&
@@ -1153,6 +1168,7 @@ int detector__add_fp(struct detector *d, const struct pq_query *q,
 		return -ENOMEM;
 	u->nqueries++;
 	u->conn = q->conn;
+	u->stacks = whole_stack(q);
 	if (end > u->last_end)
 		u->last_end = end;
 	if (stmt_class_neutral(fr.cls)) {

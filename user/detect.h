@@ -1,23 +1,54 @@
 /*
  * N+1 and duplicate query detection.
  *
- * Queries (query.h) arrive per thread in start order.  Each thread's
- * queries are cut into units of work: a unit ends when the thread is idle
- * for idle_gap, when its connection closes (detector__conn_closed), after a
- * pause, when it spans more than max_span, or holds max_unit_queries
- * queries.  After a pause or max_span the loops in progress go on into the
- * next unit (a pause may be one slow iteration); the statements that ran
- * only once are forgotten, so one request's queries do not anchor loops in
- * the next request when a thread serves requests back to back.  Statements
- * that do no work of their own (transaction control, SET/SHOW, connection
- * setup and pool pings, cursor FETCH/MOVE/CLOSE; see sqltext.h) are neither
- * counted nor allowed to end a run.
+ * Queries (query.h) arrive per thread in start order.  Statements that do
+ * no work of their own (transaction control, SET/SHOW, connection setup and
+ * pool pings, cursor FETCH/MOVE/CLOSE; see sqltext.h) are neither counted
+ * nor allowed to end a run.
  *
- * Within a unit, each fingerprint's executions form runs.  A run starts
- * after a parent (the statement just before it) and goes on while its loop
- * does: it ends when the query the loop hangs on (its anchor, at first the
+ * Units of work.  Each thread's queries are cut into units of work, the
+ * requests (or tasks) it serves.  A unit ends:
+ *   - when the connection of its last query closes (detector__conn_closed:
+ *     Django closes its connection at the end of every request by default,
+ *     so this is exact there);
+ *   - when the thread was idle for idle_gap (100 ms) between two queries,
+ *     unless both have their whole Python stack: stacks tell a slow
+ *     iteration (a loaded machine, a slow database, a web service called per
+ *     row) from the next request (below), so then only a long idle,
+ *     idle_gap + DETECT_TICK_GRACE_NS (1.1 s), ends the unit;
+ *   - on detector__tick(), once the thread was idle for that long idle: a
+ *     query in flight is only seen when it ends, and a slow query must not
+ *     end its unit;
+ *   - softly every max_span (10 s) or max_unit_queries: the loops so far are
+ *     folded into findings and go on into the next unit, so a batch job
+ *     running for minutes shows up as it goes.
+ * No short pause ends a unit (pause_ns, off by default, brings back the
+ * old 1 ms rule): under load the queries of one loop are easily
+ * milliseconds apart, and a loop must not be missed because the database
+ * or the ORM is slow.  Detection is by count, never by time.
+ *
+ * Statements.  A statement is a fingerprint sent from one callsite (the
+ * application's innermost frame, callsite.h): the same SQL from two lines is
+ * two statements, and a loop is repeated executions of one statement.
+ * Without stacks (not Python, --no-stacks) the fingerprint alone.
+ *
+ * Runs.  Within a unit, each statement's executions form runs, its loops.
+ * A run starts after a parent and goes on while its loop does.  The parent
+ * is the latest statement before it that the same code sent: with stacks,
+ * one whose stack parts from the run's inside a function (at another line:
+ * the view that fetched the rows and loops over them, a template's for tag,
+ * DRF's list()) or below an application line (a comprehension), not below a
+ * library line (the server handing the thread its next request, middleware
+ * calling the next one): another request's last query is no parent.  When
+ * that parent is the last statement of a loop that just ran (a loop over the
+ * same rows, one after the other), the loops' common parent is reported.
+ * A run ends when the query the loop hangs on (its anchor, at first the
  * parent) runs again and was not itself part of the loop since the run's
- * last execution -- the outer loop or the next request started over.  So
+ * last execution -- the outer loop or the next request started over -- or,
+ * with stacks, when any query is sent from where the anchor was sent (the
+ * anchor's frame at the line where its stack parts from the loop's, under
+ * the same callers): the code that fetched what the loop iterates over ran
+ * again, say the next request through the same middleware.  So
  *   P A A A A A          one run of A (5), parent P
  *   P A C A C A C        one run of A and one of C, both after P (interleaved)
  *   P A C U U A C U      A, C and U (nested) all after P
@@ -34,13 +65,24 @@
  * constants (or unknown ones: $n parameters) is an N+1; a run in which the
  * same constants come back at least min_duplicates times, without enough
  * different ones to be an N+1, is a duplicate.  Runs of the same kind,
- * fingerprint and parent fingerprint fold into one finding, whichever unit
- * or thread they come from.  Detection is by count; findings are ranked by
- * the database time a fix would save (wasted_ns).
+ * fingerprint, callsite and parent fingerprint fold into one finding,
+ * whichever unit or thread they come from.  Detection is by count; findings
+ * are ranked by the database time a fix would save (wasted_ns).
  *
- * Memory stays bounded: a closed unit is folded into findings and freed;
- * a unit tracks at most max_fps_per_unit fingerprints; at most max_findings
- * findings are kept (the rest are counted in totals.findings_dropped).
+ * Limits.  Without stacks, requests served back to back on a persistent
+ * connection (CONN_MAX_AGE > 0) less than idle_gap apart are one unit; the
+ * anchors still end most loops, but the same statement looped over in two
+ * such requests with nothing of the first request's code re-running in
+ * between is one run.  With stacks, a loop over rows that a request did not
+ * fetch (a cache hit) continues the previous request's loop if no
+ * connection close or long idle came in between.
+ *
+ * Memory stays bounded: a closed unit is folded into findings and freed; a
+ * unit tracks at most max_fps_per_unit statements (past that, the ones that
+ * ran once some time ago are forgotten; totals.untracked counts what still
+ * did not fit) and at most 16384 stack prefixes; at most
+ * max_findings findings are kept (the rest are counted in
+ * totals.findings_dropped).
  *
  * Not thread-safe.  The detector owns its fingerprint cache.
  */
@@ -78,12 +120,14 @@ typedef void (*detect_cb)(const struct finding *f, void *ctx);
 /* Zero fields take the defaults above. */
 struct detect_opts {
 	uint64_t idle_gap_ns;	/* idle this long: the unit of work is over */
-	uint64_t pause_ns;	/* a gap this long: a new unit, loops go on */
+	uint64_t pause_ns;	/* 0: off (default); else a gap this long starts
+				   a new unit, loops go on, statements that ran
+				   once are forgotten (the old rule) */
 	uint64_t max_span_ns;	/* longer units are cut (loops reported so far) */
 	uint32_t min_repeats;	/* N+1: executions in one run, at least 2 */
 	uint32_t min_duplicates;	/* duplicate: same constants, at least 2 */
 	uint32_t max_unit_queries;
-	uint32_t max_fps_per_unit;
+	uint32_t max_fps_per_unit;	/* statements tracked per unit */
 	uint32_t max_findings;
 	/* Keep one raw example text per finding (literal values: only for
 	 * --show-values; without it no query text with data is kept). */

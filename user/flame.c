@@ -157,7 +157,13 @@ int flame__add(struct flame *f, const struct pq_query *q, const char *sql,
 	}
 	if (rank)
 		snprintf(suffix, sizeof(suffix), " [finding #%u]", rank);
-	label = make_label("SQL ", sql, sql_len > SQL_LABEL_MAX ? SQL_LABEL_MAX : sql_len, suffix);
+	if (sql_len > SQL_LABEL_MAX) {
+		/* cut on a character boundary: the output stays valid UTF-8 */
+		sql_len = SQL_LABEL_MAX;
+		while (sql_len > 0 && ((unsigned char)sql[sql_len] & 0xc0) == 0x80)
+			sql_len--;
+	}
+	label = make_label("SQL ", sql, sql_len, suffix);
 	if (!label || !(n = child(n, label, true, rank)))
 		return -ENOMEM;
 	n->weight += weight;

@@ -95,8 +95,16 @@ int replay_capture(const char *path, const struct replay_handlers *h,
 				 (unsigned long long)rec);
 			goto out;
 		}
-		if (summary)
+		if (summary) {
+			/* the summary is the last record: the stream must end
+			 * cleanly right after it (gzip's trailer included) */
+			rc = capfile_reader__next(rd, &type, &p, &len, err, errlen);
+			if (rc == 1)
+				snprintf(err, errlen, "capture damaged: records after its summary");
+			if (rc != 0)
+				summary = false;
 			break;
+		}
 	}
 	if (rc == 0 || summary) {
 		if (!meta)

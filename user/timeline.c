@@ -104,8 +104,9 @@ void timeline__query(struct timeline *t, const struct pq_query *q, const char *s
 		for (uint32_t i = 0; i < q->nframes; i++) {
 			char frame[512];
 
-			snprintf(frame, sizeof(frame), "%s (%s:%u)", q->stack[i].func,
-				 q->stack[i].file, q->stack[i].line);
+			snprintf(frame, sizeof(frame), "%s (%s:%u)",
+				 q->stack[i].func ? q->stack[i].func : "?",
+				 q->stack[i].file ? q->stack[i].file : "?", q->stack[i].line);
 			jw_string(jw, frame);
 		}
 		jw_end_array(jw);

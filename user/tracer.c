@@ -20,6 +20,13 @@
 #include "stack_resolver.h"
 
 #define MAX_LIBPQ 16
+/*
+ * How often the reader looks at the ring buffer.  The BPF side does not wake
+ * it per record (that costs the traced process ~24 us a query); 25 ms keeps
+ * live output prompt and lets stacks be symbolized while a short-lived
+ * process is still there to read them from.
+ */
+#define POLL_MS 25
 
 static volatile sig_atomic_t stop_requested;
 static struct run *current;	/* for tracer_snapshot() */
@@ -136,12 +143,16 @@ static bool learn_python(struct run *r, pid_t pid, bool quiet)
 		bpf_map__update_elem(r->skel->maps.py_procs, &key, sizeof(key),
 				     off, sizeof(*off), BPF_ANY);
 		forget_relearn(r, pid);
+		debug("pid %d: Python %x at 0x%llx", (int)pid, off->version,
+		      (unsigned long long)off->runtime);
 		return true;
 	}
 	if (strstr(why, "not initialized"))
 		relearn_later(r, pid);
-	if (quiet)
+	if (quiet) {
+		debug("pid %d: not yet: %s", (int)pid, why);
 		return false;
+	}
 	forget_relearn(r, pid);	/* the last word */
 	/* psql or pgbench have no Python stack to miss: no warning */
 	if (strstr(why, "is not a Python process")) {
@@ -299,8 +310,11 @@ static void on_stack(struct run *r, const struct pq_rec_stack *s, size_t size)
 	    size < PQ_REC_STACK_HDR_SIZE + PY_STACK_SIZE(s->py.nframes))
 		return;
 	n = stack_resolver__resolve(r->sr, s->pid, &s->py, frames, &error);
-	assembler__attach_stack(r->as, s->pid, s->conn, s->seq, frames, n,
-				s->py.truncated, error);
+	if (assembler__attach_stack(r->as, s->pid, s->conn, s->seq, frames, n,
+				    s->py.truncated, error))
+		debug("stack of pid %u seq %llu: no such query", s->pid, (unsigned long long)s->seq);
+	else
+		debug("stack of pid %u: %u frames, err %u", s->pid, n, s->py.err);
 }
 
 /* A query sent while its process's interpreter is still being learned
@@ -488,7 +502,7 @@ int tracer_run(const struct tracer_opts *o, struct run_summary *sum)
 
 		/* an interpreter starting up is learned within a few ms, before
 		 * its first query */
-		err = ring_buffer__poll(rb, r.nrelearn ? 5 : 100);
+		err = ring_buffer__poll(rb, r.nrelearn ? 5 : POLL_MS);
 		if (err < 0 && err != -EINTR) {
 			warn("failed to read the ring buffer: %s", strerror(-err));
 			goto cleanup;
