@@ -530,6 +530,12 @@ static void fold(struct detector *d, struct unit *u, struct run *r,
 
 /* --- stacks ---------------------------------------------------------------- */
 
+/* A stack read whole: its outer frames are there to compare. */
+static bool whole_stack(const struct pq_query *q)
+{
+	return q->nframes && !q->stack_truncated && !(q->stack_error && q->stack_error[0]);
+}
+
 static bool file_is_library(struct detector *d, const char *file, uint64_t h)
 {
 	void **slot = u64map_get(&d->libfiles, h);
@@ -561,7 +567,7 @@ static struct stack_sig *sig_new(struct detector *d, const struct pq_query *q, i
 	}
 	s->refs = 1;
 	s->n = q->nframes;
-	s->partial = q->stack_truncated || q->stack_error;
+	s->partial = !whole_stack(q);
 	for (uint32_t i = 0; i < q->nframes; i++) {
 		const char *file = q->stack[i].file ? q->stack[i].file : "";
 		const char *func = q->stack[i].func ? q->stack[i].func : "";
@@ -677,7 +683,11 @@ static int close_run(struct detector *d, struct unit *u, struct run *r)
 			 * The parent to report: the statement just before the
 			 * run, unless that one ran about as often as the repeats
 			 * (a sibling in the loop body, like the author query
-			 * before each category query): then the loop's anchor.
+			 * before each category query): then the loop's anchor;
+			 * or it was the last of another loop that did not run
+			 * again (two loops over the same rows, one after the
+			 * other): then that loop's parent.  With stacks, a
+			 * parent the loop's code did not send is none.
 			 */
 			const struct qref *par = &r->parent, *alt = NULL;
 			int64_t rows = r->parent_rows;
@@ -1050,12 +1060,6 @@ static void soft_cut(struct detector *d, struct unit *u, uint64_t start, bool fo
 		u->fold_start = start;
 		u->nqueries = 0;
 	}
-}
-
-/* A stack read whole: its outer frames are there to compare. */
-static bool whole_stack(const struct pq_query *q)
-{
-	return q->nframes && !q->stack_truncated && !q->stack_error;
 }
 
 static struct unit *unit_for(struct detector *d, const struct pq_query *q)

@@ -379,13 +379,9 @@ void report_json(FILE *f, struct detector *d, const struct report_opts *o)
 	jw_kv_uint(jw, "not_loops", t->not_loops);
 	jw_kv_uint(jw, "unrelated_parents", t->unrelated_parents);
 	jw_kv_uint(jw, "untracked", t->untracked);
-	jw_key(jw, "fingerprints");
-	jw_start_object(jw);
-	jw_kv_uint(jw, "lookups", t->fp.lookups);
-	jw_kv_uint(jw, "hits", t->fp.hits);
-	jw_kv_uint(jw, "parses", t->fp.parses);
-	jw_kv_uint(jw, "unparsed", t->fp.unparsed);
-	jw_end_object(jw);
+	/* no fingerprint-cache statistics: they describe the process that
+	 * computed the report, and a report of a capture must equal the
+	 * live one (pqsnoop -v shows them) */
 	jw_end_object(jw);
 
 	jw_key(jw, "options");

@@ -37,7 +37,12 @@ static void sample(struct capture_query *cq)
 	cq->q.comm = "gunicorn";
 	cq->q.stack = frames;
 	cq->q.nframes = 2;
-	cq->values_hash = 0x1234567890abcdefULL;
+	cq->fp = 0xfeedULL;
+	cq->values = 0x1234567890abcdefULL;
+	cq->values_known = true;
+	cq->cls = 2;
+	cq->norm = cq->q.sql;
+	cq->norm_len = cq->q.sql_cap;
 	cq->values_redacted = true;
 }
 
@@ -86,7 +91,11 @@ static void test_round_trip(void)
 	CHECK_INT(back.q.rows, -1);
 	CHECK_INT(back.q.status, PQ_STATUS_ERROR);
 	CHECK_INT(back.q.start_ns, cq.q.start_ns);
-	CHECK_INT(back.values_hash, cq.values_hash);
+	CHECK_INT(back.values, cq.values);
+	CHECK_INT(back.fp, 0xfeed);
+	CHECK(back.values_known && !back.parsed);
+	CHECK_INT(back.cls, 2);
+	CHECK_STR(back.norm, cq.q.sql);
 	CHECK_INT(back.q.nframes, 2);
 	CHECK_STR(back.q.stack[0].file, "/app/blog/views.py");
 	CHECK_STR(back.q.stack[1].func, "QuerySet.__iter__");

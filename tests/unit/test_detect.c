@@ -37,7 +37,71 @@ struct stream {
 	uint64_t dur;		/* of each query */
 	uint64_t think;		/* between queries */
 	uint64_t conn;
+	/* the Python stack of the next queries (site() and friends) */
+	bool stacks;		/* false: site() does nothing */
+	bool mw;		/* requests go through the app's middleware */
+	struct pq_frame frames[16];
+	uint32_t nframes;
 };
+
+/*
+ * Synthetic stacks shaped like the demo's (innermost first): Django's
+ * cursor and queryset frames, the application's frames, then Django's
+ * handler (and the application's middleware, with mw), gunicorn and the
+ * thread.  Library frames are under dist-packages or /usr/lib/python3.11/.
+ */
+#define VIEWS "/srv/app/blog/views.py"
+#define MIDDLEWARE "/srv/app/blog/middleware.py"
+#define DJANGO "/usr/lib/python3/dist-packages/django/"
+
+static void push(struct stream *s, const char *file, const char *func, uint32_t line)
+{
+	if (s->nframes < 16)
+		s->frames[s->nframes++] = (struct pq_frame){ .file = file, .func = func, .line = line };
+}
+
+static void outer_frames(struct stream *s, bool in_view)
+{
+	if (in_view)
+		push(s, DJANGO "core/handlers/base.py", "BaseHandler._get_response", 181);
+	if (s->mw && in_view)
+		push(s, MIDDLEWARE, "TimingMiddleware.__call__", 16);
+	push(s, DJANGO "core/handlers/base.py", "BaseHandler.get_response", 130);
+	push(s, "/usr/lib/python3/dist-packages/gunicorn/workers/gthread.py", "ThreadWorker.handle", 271);
+	push(s, "/usr/lib/python3.11/threading.py", "Thread.run", 975);
+}
+
+/* The next queries come from func:line in views.py (through a helper
+ * function at helper_line when that is not 0). */
+static void site_via(struct stream *s, const char *func, uint32_t line, const char *helper,
+		     uint32_t helper_line)
+{
+	s->nframes = 0;
+	if (!s->stacks)
+		return;
+	push(s, DJANGO "db/backends/utils.py", "CursorWrapper._execute", 84);
+	push(s, DJANGO "db/models/sql/compiler.py", "SQLCompiler.execute_sql", 1175);
+	if (helper)
+		push(s, VIEWS, helper, helper_line);
+	push(s, VIEWS, func, line);
+	outer_frames(s, true);
+}
+
+static void site(struct stream *s, const char *func, uint32_t line)
+{
+	site_via(s, func, line, NULL, 0);
+}
+
+/* The next queries come from the application's middleware, at line. */
+static void site_mw(struct stream *s, uint32_t line)
+{
+	s->nframes = 0;
+	if (!s->stacks)
+		return;
+	push(s, DJANGO "db/backends/utils.py", "CursorWrapper._execute", 84);
+	push(s, MIDDLEWARE, "TimingMiddleware.__call__", line);
+	outer_frames(s, false);
+}
 
 static struct stream stream(struct detector *d, uint32_t tid)
 {
@@ -52,7 +116,7 @@ static void send_q(struct stream *s, const char *sql, bool truncated, int64_t ro
 		.conn = s->conn, .start_ns = s->t, .duration_ns = s->dur, .rows = rows,
 		.sql = sql, .sql_len = strlen(sql), .sql_cap = strlen(sql),
 		.truncated = truncated, .api = "PQsendQuery", .cmd_status = "", .sqlstate = "",
-		.error = "", .comm = "gunicorn",
+		.error = "", .comm = "gunicorn", .stack = s->frames, .nframes = s->nframes,
 	};
 
 	if (truncated)
@@ -520,17 +584,49 @@ static void test_tick_closes_idle_units(void)
 	detector__tick(d, s.t + 10 * MS);
 	CHECK_INT(detector__nfindings(d), 0);
 	CHECK_INT(live_calls, 0);
+	/* idle for more than idle_gap, but the clock waits a second more: a
+	 * query still in flight is only seen when it ends */
 	detector__tick(d, s.t + 200 * MS);
+	CHECK_INT(detector__nfindings(d), 0);
+	detector__tick(d, s.t + 1200 * MS);
 	CHECK_INT(detector__nfindings(d), 1);
 	CHECK_INT(live_calls, 1);
 	CHECK_INT(detector__totals(d)->units, 1);
 	/* the next request: the same finding, no second live call */
-	s.t += SEC;
+	s.t += 2 * SEC;
 	fk_page(&s, 10);
-	detector__tick(d, s.t + SEC);
+	detector__tick(d, s.t + 2 * SEC);
 	CHECK_INT(detector__nfindings(d), 1);
 	CHECK_INT(live_calls, 1);
 	CHECK_INT(detector__finding(d, 0)->occurrences, 2);
+	detector__free(d);
+}
+
+static void test_slow_query_in_a_loop(void)
+{
+	struct detector *d = new_detector();
+	struct stream s = stream(d, 7);
+	const struct finding *f;
+
+	/* a loop over 10 posts whose 5th author query takes 600 ms: the
+	 * clock ticks while it runs (the thread looks idle: its last query
+	 * ended long ago), then the query ends and the loop goes on */
+	send_q(&s, POSTS, false, 10);
+	for (int i = 0; i < 10; i++) {
+		if (i == 4) {
+			for (int k = 1; k <= 6; k++)
+				detector__tick(d, s.t + k * 100 * MS);
+			s.dur = 600 * MS;
+		}
+		sqf(&s, AUTHOR, i);
+		s.dur = 100 * US;
+	}
+	detector__finish(d);
+	CHECK_INT(detector__nfindings(d), 1);
+	f = detector__finding(d, 0);
+	CHECK_INT(f->count_max, 10);
+	CHECK_INT(f->occurrences, 1);
+	CHECK_INT(detector__totals(d)->units, 1);
 	detector__free(d);
 }
 
@@ -602,25 +698,38 @@ static void test_bounded_memory(void)
 	struct stream s = stream(d, 7);
 	char buf[256];
 
-	/* 100 different statements in one unit: 16 tracked (letters, not
-	 * digits: libpg_query's fingerprint ignores trailing digits of table
-	 * names, so t10 and t11 are one statement) */
+	/* 100 different statements in one unit, then a loop: at 16
+	 * statements, the ones that ran once some time ago are forgotten, so
+	 * the loop is still tracked (letters, not digits: libpg_query's
+	 * fingerprint ignores trailing digits of table names, so t10 and t11
+	 * are one statement) */
 	for (int i = 0; i < 100; i++) {
 		snprintf(buf, sizeof(buf), "SELECT a FROM t%c%c WHERE x = 1", 'a' + i / 26, 'a' + i % 26);
 		sq(&s, buf);
 	}
-	CHECK_INT(detector__totals(d)->untracked, 84);
-	s.t += SEC;
-	/* 10 different N+1 loops: 3 findings kept */
-	for (int k = 0; k < 10; k++) {
-		snprintf(buf, sizeof(buf), "SELECT a FROM parent%d", k);
-		send_q(&s, buf, false, 6);
+	send_q(&s, POSTS, false, 6);
+	for (int i = 0; i < 6; i++)
+		sqf(&s, AUTHOR, i);
+	CHECK_INT(detector__totals(d)->untracked, 0);
+	detector__finish(d);
+	CHECK_INT(detector__nfindings(d), 1);
+	CHECK_STR(detector__finding(d, 0)->parent.norm->s, POSTS);
+	detector__free(d);
+
+	/* 17 loops one after the other in one unit: the parent and 16 loops
+	 * are 17 statements; the parent, run once long ago, makes room for
+	 * the 16th loop; the 17th is not tracked (6 executions); the others
+	 * are N+1s: 3 findings kept, 13 dropped */
+	d = detector__new(&o);
+	s = stream(d, 7);
+	send_q(&s, "SELECT a FROM parents", false, 6);
+	for (int k = 0; k < 17; k++)
 		for (int i = 0; i < 6; i++) {
-			snprintf(buf, sizeof(buf), "SELECT a FROM child%d WHERE id = %d", k, i);
-			sq(&s, buf);
+			snprintf(buf, sizeof(buf), "SELECT a FROM child%c WHERE id = %d", 'a' + k, i);
+			send_q(&s, buf, false, 6);
 		}
-		s.t += SEC;
-	}
+	CHECK_INT(detector__totals(d)->untracked, 6);
+	s.t += SEC;
 	/* many short-lived threads: their units are freed when idle */
 	for (uint32_t tid = 1000; tid < 3000; tid++) {
 		struct stream t = stream(d, tid);
@@ -629,9 +738,10 @@ static void test_bounded_memory(void)
 		sq(&t, POSTS);
 	}
 	detector__tick(d, s.t + 10 * SEC);
+	CHECK_INT(detector__totals(d)->units, 2001);
 	detector__finish(d);
 	CHECK_INT(detector__nfindings(d), 3);
-	CHECK_INT(detector__totals(d)->findings_dropped, 7);
+	CHECK_INT(detector__totals(d)->findings_dropped, 13);
 	CHECK_INT(detector__totals(d)->threads, 2001);
 	detector__free(d);
 }
@@ -707,38 +817,49 @@ static void test_conn_closed_ends_the_unit(void)
 
 /*
  * The demo blog under traffic (tests/demo): every page's exact statements,
- * round robin over 18 pages, on 4 server threads, each thread's requests
- * 1-3 ms apart (one unit of work each, unless connections close).
+ * with the stacks the demo's views give them (views.py lines), round robin
+ * over 18 pages on 4 server threads.
  */
 #define PAGE_POSTS "SELECT \"blog_post\".\"id\", \"blog_post\".\"title\", \"blog_post\".\"body\", " \
 	"\"blog_post\".\"author_id\", \"blog_post\".\"category_id\", \"blog_post\".\"view_count\" " \
 	"FROM \"blog_post\" ORDER BY \"blog_post\".\"id\" ASC"
+#define USER_OF_SESSION "SELECT \"auth_user\".\"id\" FROM \"auth_user\" INNER JOIN \"django_session\" " \
+	"ON (\"auth_user\".\"id\" = \"django_session\".\"user_id\") WHERE \"django_session\".\"key\" = 'k%d'"
+#define LOG_REQUEST "INSERT INTO \"blog_requestlog\" (\"path\", \"ms\") VALUES ('/p', %d)"
 
 static void page(struct stream *s, int which)
 {
 	char in[2048];
 	int n;
 
+	site(s, "view", 1);
 	sq(s, "SET TIME ZONE 'UTC'");
 	switch (which) {
 	case 0:	/* fk/nplus1 */
+		site(s, "fk_nplus1", 28);
 		send_q(s, PAGE_POSTS, false, 100);
+		site_via(s, "fk_nplus1", 29, NULL, 0);
 		for (int i = 1; i <= 100; i++)
 			sqf(s, AUTHOR, (i - 1) % 10 + 1);
 		break;
 	case 1:	/* fk/fixed */
+		site(s, "fk_fixed", 35);
 		send_q(s, "SELECT \"blog_post\".\"id\", \"blog_author\".\"name\" FROM \"blog_post\" INNER JOIN "
 		       "\"blog_author\" ON (\"blog_post\".\"author_id\" = \"blog_author\".\"id\") "
 		       "ORDER BY \"blog_post\".\"id\" ASC", false, 100);
 		break;
 	case 2:	/* mn/nplus1 */
+		site(s, "mn_nplus1", 44);
 		send_q(s, PAGE_POSTS, false, 100);
 		for (int i = 1; i <= 100; i++) {
+			site(s, "mn_nplus1", 45);
 			sqf(s, AUTHOR, (i - 1) % 10 + 1);
+			site(s, "mn_nplus1", 46);
 			sqf(s, CATEGORY, (i - 1) % 5 + 1);
 		}
 		break;
 	case 3:	/* mn/fixed */
+		site(s, "mn_fixed", 54);
 		send_q(s, "SELECT \"blog_post\".\"id\", \"blog_author\".\"name\", \"blog_category\".\"name\" "
 		       "FROM \"blog_post\" INNER JOIN \"blog_author\" ON (\"blog_post\".\"author_id\" = "
 		       "\"blog_author\".\"id\") INNER JOIN \"blog_category\" ON (\"blog_post\".\"category_id\" = "
@@ -746,6 +867,7 @@ static void page(struct stream *s, int which)
 		break;
 	case 4:	/* reverse/nplus1 */
 	case 5:	/* reverse/fixed */
+		site(s, which == 4 ? "reverse_nplus1" : "reverse_fixed", which == 4 ? 65 : 74);
 		send_q(s, "SELECT \"blog_author\".\"id\", \"blog_author\".\"name\" FROM \"blog_author\" "
 		       "ORDER BY \"blog_author\".\"id\" ASC", false, 10);
 		if (which == 5) {
@@ -753,6 +875,8 @@ static void page(struct stream *s, int which)
 			       "IN (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)", false, 100);
 			break;
 		}
+		/* a list comprehension: a frame of its own on the view's line */
+		site_via(s, "reverse_nplus1", 66, "reverse_nplus1.<locals>.<listcomp>", 66);
 		for (int a = 1; a <= 10; a++) {
 			char buf[256];
 
@@ -766,7 +890,21 @@ static void page(struct stream *s, int which)
 	case 12:	/* update/nplus1 */
 	case 14:	/* exists/nplus1 */
 	case 16:	/* duplicate/nplus1 */
+		switch (which) {
+		case 6: site(s, "m2m_nplus1", 84); break;
+		case 8: site(s, "count_nplus1", 102); break;
+		case 12: site(s, "update_nplus1", 136); break;
+		case 14: site(s, "exists_nplus1", 153); break;
+		default: site(s, "duplicate_nplus1", 172); break;
+		}
 		send_q(s, PAGE_POSTS, false, 100);
+		switch (which) {
+		case 6: site_via(s, "m2m_nplus1", 85, "m2m_nplus1.<locals>.<listcomp>", 85); break;
+		case 8: site(s, "count_nplus1", 103); break;
+		case 12: site(s, "update_nplus1", 138); break;
+		case 14: site(s, "exists_nplus1", 154); break;
+		default: site(s, "duplicate_nplus1", 173); break;
+		}
 		for (int i = 1; i <= 100; i++) {
 			if (which == 6)
 				sqf(s, "SELECT \"blog_tag\".\"id\", \"blog_tag\".\"name\" FROM \"blog_tag\" INNER JOIN "
@@ -785,6 +923,7 @@ static void page(struct stream *s, int which)
 		}
 		break;
 	case 7:	/* m2m/fixed */
+		site(s, "m2m_fixed", 92);
 		send_q(s, PAGE_POSTS, false, 100);
 		n = snprintf(in, sizeof(in), "SELECT (\"blog_post_tags\".\"post_id\") AS \"_prefetch_related_val_post_id\", "
 			     "\"blog_tag\".\"id\" FROM \"blog_tag\" INNER JOIN \"blog_post_tags\" ON "
@@ -795,6 +934,7 @@ static void page(struct stream *s, int which)
 		send_q(s, in, false, 250);
 		break;
 	case 9:	/* count/fixed */
+		site(s, "count_fixed", 111);
 		send_q(s, "SELECT \"blog_post\".\"id\", COUNT(\"blog_comment\".\"id\") AS \"n_comments\" FROM "
 		       "\"blog_post\" LEFT OUTER JOIN \"blog_comment\" ON (\"blog_post\".\"id\" = "
 		       "\"blog_comment\".\"post_id\") GROUP BY \"blog_post\".\"id\" ORDER BY \"blog_post\".\"id\" ASC",
@@ -802,8 +942,10 @@ static void page(struct stream *s, int which)
 		break;
 	case 10:	/* insert/nplus1 */
 	case 11:	/* insert/fixed */
+		site(s, which == 10 ? "insert_nplus1" : "insert_fixed", which == 10 ? 119 : 126);
 		send_q(s, "SELECT \"blog_post\".\"id\" FROM \"blog_post\" ORDER BY \"blog_post\".\"id\" ASC", false, 100);
 		if (which == 11) {
+			site(s, "insert_fixed", 128);
 			sq(s, "BEGIN");
 			n = snprintf(in, sizeof(in), "INSERT INTO \"blog_visit\" (\"post_id\", \"created\") VALUES "
 				     "(1, '2026-11-26T11:48:21.5+00:00'::timestamptz)");
@@ -815,60 +957,90 @@ static void page(struct stream *s, int which)
 			sq(s, "COMMIT");
 			break;
 		}
+		site(s, "insert_nplus1", 121);
 		for (int i = 1; i <= 100; i++)
 			sqf(s, "INSERT INTO \"blog_visit\" (\"post_id\", \"created\") VALUES (%d, "
 			    "'2026-11-26T11:48:21.506013+00:00'::timestamptz) RETURNING \"blog_visit\".\"id\"", i);
 		break;
 	case 13:	/* update/fixed */
+		site(s, "update_fixed", 145);
 		send_q(s, "UPDATE \"blog_post\" SET \"view_count\" = (\"blog_post\".\"view_count\" + 1)", false, 100);
 		break;
 	case 15:	/* exists/fixed */
+		site(s, "exists_fixed", 163);
 		send_q(s, "SELECT \"blog_post\".\"id\", EXISTS(SELECT (1) AS \"a\" FROM \"blog_comment\" U0 "
 		       "WHERE U0.\"post_id\" = \"blog_post\".\"id\" LIMIT 1) AS \"has_comments\" FROM "
 		       "\"blog_post\" ORDER BY \"blog_post\".\"id\" ASC", false, 100);
 		break;
 	case 17:	/* duplicate/fixed */
+		site(s, "duplicate_fixed", 180);
 		sq(s, SETTINGS);
+		site(s, "duplicate_fixed", 181);
 		send_q(s, PAGE_POSTS, false, 100);
 		break;
 	}
 }
 
-static void demo_traffic(bool close_conns, uint64_t gap_min, uint64_t gap_var,
-			 int reps, int npages, const int *pages)
+struct traffic {
+	bool close_conns;	/* Django's default: a connection per request */
+	bool stacks;		/* queries carry Python stacks */
+	bool mw;		/* the app's middleware runs a query before and after each view */
+	uint64_t gap_min, gap_var;	/* between a thread's requests */
+	int reps;
+	int npages;
+	const int *pages;	/* NULL: 0..npages-1 */
+};
+
+static void demo_traffic(const struct traffic *tr)
 {
 	struct detector *d = new_detector();
 	struct stream th[4];
 	uint64_t rnd = 12345;
 	int k = 0;
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 4; i++) {
 		th[i] = stream(d, 100 + i);
-	for (int r = 0; r < reps; r++)
-		for (int p = 0; p < npages; p++, k++) {
+		th[i].stacks = tr->stacks;
+		th[i].mw = tr->mw;
+		th[i].conn += i;
+	}
+	for (int r = 0; r < tr->reps; r++)
+		for (int p = 0; p < tr->npages; p++, k++) {
 			struct stream *s = &th[k % 4];
 
-			page(s, pages ? pages[p] : p);
-			if (close_conns)
+			if (tr->mw) {
+				site_mw(s, 10);
+				sqf(s, USER_OF_SESSION, k % 3);
+			}
+			page(s, tr->pages ? tr->pages[p] : p);
+			if (tr->mw) {
+				site_mw(s, 20);
+				sqf(s, LOG_REQUEST, k);
+			}
+			if (tr->close_conns)
 				detector__conn_closed(d, s->pid, s->conn);
 			rnd = rnd * 6364136223846793005ULL + 1;
-			s->t += gap_min + (rnd >> 33) % gap_var;
+			s->t += tr->gap_min + (rnd >> 33) % tr->gap_var;
 		}
 	detector__finish(d);
 
-	const struct { enum finding_kind kind; const char *stmt; const char *fix; } want[] = {
-		{ FINDING_NPLUSONE, "FROM \"blog_author\" WHERE", "Post.objects.select_related(\"author\")" },
-		{ FINDING_NPLUSONE, "FROM \"blog_category\" WHERE", "Post.objects.select_related(\"category\")" },
-		{ FINDING_NPLUSONE, "\"author_id\" = $1", "Author.objects.prefetch_related(\"post_set\")" },
-		{ FINDING_NPLUSONE, "FROM \"blog_tag\"", "Post.objects.prefetch_related(\"tags\")" },
-		{ FINDING_NPLUSONE, "COUNT(*)", "Post.objects.annotate(Count(\"comment\"))" },
-		{ FINDING_NPLUSONE, "INSERT INTO", "Visit.objects.bulk_create([...])" },
-		{ FINDING_NPLUSONE, "UPDATE", "Post.objects.bulk_update(objs, [\"view_count\"])" },
-		{ FINDING_NPLUSONE, "AS \"a\"", "Post.objects.annotate(has_comment=Exists(Comment.objects.filter(post=OuterRef(\"pk\"))))" },
-		{ FINDING_DUPLICATE, "blog_sitesettings", "load the Sitesettings once, before the loop, and reuse it" },
+	/* with stacks the fk and mn pages' author loops are two findings
+	 * (views.py:29 and :45); without, one */
+	const struct { enum finding_kind kind; const char *stmt; const char *fix; uint32_t line; } want[] = {
+		{ FINDING_NPLUSONE, "FROM \"blog_author\" WHERE", "Post.objects.select_related(\"author\")", 29 },
+		{ FINDING_NPLUSONE, "FROM \"blog_category\" WHERE", "Post.objects.select_related(\"category\")", 46 },
+		{ FINDING_NPLUSONE, "\"author_id\" = $1", "Author.objects.prefetch_related(\"post_set\")", 66 },
+		{ FINDING_NPLUSONE, "FROM \"blog_tag\"", "Post.objects.prefetch_related(\"tags\")", 85 },
+		{ FINDING_NPLUSONE, "COUNT(*)", "Post.objects.annotate(Count(\"comment\"))", 103 },
+		{ FINDING_NPLUSONE, "INSERT INTO", "Visit.objects.bulk_create([...])", 121 },
+		{ FINDING_NPLUSONE, "UPDATE", "Post.objects.bulk_update(objs, [\"view_count\"])", 138 },
+		{ FINDING_NPLUSONE, "AS \"a\"", "Post.objects.annotate(has_comment=Exists(Comment.objects.filter(post=OuterRef(\"pk\"))))", 154 },
+		{ FINDING_DUPLICATE, "blog_sitesettings", "load the Sitesettings once, before the loop, and reuse it", 173 },
+		{ FINDING_NPLUSONE, "FROM \"blog_author\" WHERE", "Post.objects.select_related(\"author\")", 45 },
 	};
+	size_t nwant = tr->stacks ? 10 : 9;
 
-	if (pages) {	/* fixed pages only */
+	if (tr->pages) {	/* fixed pages only */
 		CHECK_INT(detector__nfindings(d), 0);
 		for (size_t i = 0; i < detector__nfindings(d); i++)
 			fprintf(stderr, "  unexpected: %s %s\n", finding_kind_name(detector__finding(d, i)->kind),
@@ -876,27 +1048,38 @@ static void demo_traffic(bool close_conns, uint64_t gap_min, uint64_t gap_var,
 		detector__free(d);
 		return;
 	}
-	CHECK_INT(detector__nfindings(d), 9);
-	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-		const struct finding *f = find(d, want[i].kind, want[i].stmt);
+	CHECK_INT(detector__nfindings(d), nwant);
+	for (size_t i = 0; i < nwant; i++) {
+		const struct finding *f = NULL;
 
+		for (size_t j = 0; j < detector__nfindings(d); j++) {
+			const struct finding *g = detector__finding(d, j);
+
+			if (g->kind == want[i].kind && strstr(g->stmt.norm->s, want[i].stmt) &&
+			    (!tr->stacks || (g->site_index >= 0 &&
+					     g->stack[g->site_index].line == want[i].line)))
+				f = g;
+		}
 		if (!f) {
-			fprintf(stderr, "  missing: %s\n", want[i].stmt);
+			fprintf(stderr, "  missing: %s (line %u)\n", want[i].stmt, (unsigned)want[i].line);
 			CHECK(0);
 			continue;
 		}
 		CHECK_STR(f->hint.fix, want[i].fix);
-		/* fk and mn pages share the author loop */
-		CHECK_INT(f->occurrences, (uint64_t)reps * (i == 0 ? 2 : 1));
+		/* without stacks the fk and mn pages share the author loop */
+		CHECK_INT(f->occurrences, (uint64_t)tr->reps * (i == 0 && !tr->stacks ? 2 : 1));
 		CHECK_INT(f->count_max, i == 2 ? 10 : 100);
 		CHECK_INT(f->count_typical, i == 2 ? 10 : 100);
 		CHECK(f->has_parent);
+		CHECK(strstr(f->parent.norm->s, i == 2 ? "FROM \"blog_author\" ORDER BY" : "FROM \"blog_post\" ORDER BY"));
+		if (tr->close_conns)
+			CHECK_INT(f->units, f->occurrences);
 	}
 	for (size_t i = 0; i < detector__nfindings(d); i++) {
 		const struct finding *f = detector__finding(d, i);
 		bool known = false;
 
-		for (size_t j = 0; j < sizeof(want) / sizeof(want[0]); j++)
+		for (size_t j = 0; j < nwant; j++)
 			known |= f->kind == want[j].kind && strstr(f->stmt.norm->s, want[j].stmt);
 		if (!known)
 			fprintf(stderr, "  unexpected: %s %s\n", finding_kind_name(f->kind), f->stmt.norm->s);
@@ -907,15 +1090,324 @@ static void demo_traffic(bool close_conns, uint64_t gap_min, uint64_t gap_var,
 static void test_demo_traffic(void)
 {
 	static const int fixed[] = { 1, 3, 5, 7, 9, 11, 13, 15, 17 };
+	struct traffic t = { .reps = 5, .npages = 18, .gap_var = 3 * MS };
 
 	/* connections closed per request (Django's default), requests 0-3 ms
-	 * apart on each thread */
-	demo_traffic(true, 0, 3 * MS, 5, 18, NULL);
-	/* persistent connections: requests set apart by pauses */
-	demo_traffic(false, 1200 * US, 2 * MS, 5, 18, NULL);
+	 * apart on each thread: a unit of work per request, with or without
+	 * stacks */
+	t.close_conns = true;
+	demo_traffic(&t);
+	t.stacks = true;
+	demo_traffic(&t);
+	t.mw = true;
+	demo_traffic(&t);
+	/* persistent connections, requests back to back: one unit of work
+	 * per thread; the stacks tell the requests apart */
+	t.close_conns = false;
+	t.mw = false;
+	demo_traffic(&t);
+	t.mw = true;
+	demo_traffic(&t);
+	t.gap_min = 200 * MS;	/* idle between requests */
+	demo_traffic(&t);
+	t.mw = false;
+	t.stacks = false;
+	demo_traffic(&t);
 	/* the fixed pages alone, hammered back to back */
-	demo_traffic(true, 0, MS, 20, 9, fixed);
-	demo_traffic(false, 1200 * US, MS, 20, 9, fixed);
+	t = (struct traffic){ .reps = 20, .npages = 9, .pages = fixed, .gap_var = MS };
+	t.close_conns = true;
+	demo_traffic(&t);
+	t.close_conns = false;
+	demo_traffic(&t);
+	t.stacks = true;
+	demo_traffic(&t);
+	t.mw = true;
+	demo_traffic(&t);
+}
+
+/* One request of the demo's fk page from views.py, with stacks. */
+static void fk_page_stacks(struct stream *s, int n)
+{
+	site(s, "fk_nplus1", 28);
+	sq(s, "SET TIME ZONE 'UTC'");
+	send_q(s, PAGE_POSTS, false, n);
+	site(s, "fk_nplus1", 29);
+	for (int i = 0; i < n; i++)
+		sqf(s, AUTHOR, i % 10 + 1);
+}
+
+static void test_slow_iterations(void)
+{
+	struct detector *d = new_detector();
+	struct stream s = stream(d, 7);
+	uint64_t rnd = 99;
+	const struct finding *a, *c;
+
+	/* the interleaved page under load: gaps of 0 to 90 ms between the
+	 * queries of one loop (GIL contention, a slow database, the tracer's
+	 * own cost), 3 requests each on its own connection */
+	s.stacks = true;
+	for (int r = 0; r < 3; r++) {
+		site(&s, "mn_nplus1", 44);
+		send_q(&s, PAGE_POSTS, false, 100);
+		for (int i = 0; i < 100; i++) {
+			rnd = rnd * 6364136223846793005ULL + 1;
+			s.t += (rnd >> 33) % (90 * MS);
+			site(&s, "mn_nplus1", 45);
+			sqf(&s, AUTHOR, i % 10 + 1);
+			rnd = rnd * 6364136223846793005ULL + 1;
+			s.t += (rnd >> 33) % (90 * MS);
+			site(&s, "mn_nplus1", 46);
+			sqf(&s, CATEGORY, i % 5 + 1);
+		}
+		detector__conn_closed(d, s.pid, s.conn);
+		s.t += 2 * MS;
+	}
+	detector__finish(d);
+	CHECK_INT(detector__nfindings(d), 2);
+	a = find(d, FINDING_NPLUSONE, "blog_author");
+	c = find(d, FINDING_NPLUSONE, "blog_category");
+	CHECK(a && c);
+	if (a && c) {
+		CHECK_INT(a->occurrences, 3);
+		CHECK_INT(a->units, 3);
+		CHECK_INT(a->count_max, 100);
+		CHECK_INT(a->count_typical, 100);
+		CHECK_INT(a->stack[a->site_index].line, 45);
+		CHECK_INT(c->occurrences, 3);
+		CHECK_INT(c->count_max, 100);
+		CHECK_INT(c->stack[c->site_index].line, 46);
+		CHECK_STR(c->parent.norm->s, PAGE_POSTS);
+		CHECK_STR(c->hint.fix, "Post.objects.select_related(\"category\")");
+	}
+	CHECK_INT(detector__totals(d)->units, 3);
+	detector__free(d);
+
+	/*
+	 * A web service called for each row, 150 to 400 ms per iteration.
+	 * The stacks show the thread is still in the loop: one unit, one
+	 * N+1.  Without stacks each idle gap (100 ms) ends the unit: the loop
+	 * is cut into pieces without a parent, and nothing is found.
+	 */
+	for (int stacks = 1; stacks >= 0; stacks--) {
+		d = new_detector();
+		s = stream(d, 7);
+		s.stacks = stacks;
+		site(&s, "notify_authors", 80);
+		send_q(&s, PAGE_POSTS, false, 20);
+		site(&s, "notify_authors", 83);
+		for (int i = 0; i < 20; i++) {
+			rnd = rnd * 6364136223846793005ULL + 1;
+			s.t += 150 * MS + (rnd >> 33) % (250 * MS);
+			sqf(&s, AUTHOR, i % 10 + 1);
+		}
+		detector__finish(d);
+		CHECK_INT(detector__nfindings(d), stacks ? 1 : 0);
+		CHECK_INT(detector__totals(d)->units, stacks ? 1 : 21);
+		if (stacks && detector__nfindings(d))
+			CHECK_INT(detector__finding(d, 0)->count_max, 20);
+		detector__free(d);
+	}
+}
+
+static void test_stacks_same_page_back_to_back(void)
+{
+	struct detector *d = new_detector();
+	struct stream s = stream(d, 7);
+	const struct finding *f;
+
+	/* persistent connections (CONN_MAX_AGE > 0), one thread serving the
+	 * same page 5 times back to back: one unit of work, 5 loops; with
+	 * and without the application's middleware querying around it */
+	s.stacks = true;
+	for (int mw = 0; mw < 2; mw++) {
+		s.mw = mw;
+		for (int r = 0; r < 5; r++) {
+			if (mw) {
+				site_mw(&s, 10);
+				sqf(&s, USER_OF_SESSION, r);
+			}
+			fk_page_stacks(&s, r == 2 ? 40 : 100);
+			if (mw) {
+				site_mw(&s, 20);
+				sqf(&s, LOG_REQUEST, r);
+			}
+			s.t += 500 * US;
+		}
+		s.t += 2 * SEC;
+	}
+	detector__finish(d);
+	CHECK_INT(detector__totals(d)->units, 2);
+	CHECK_INT(detector__nfindings(d), 1);
+	f = detector__finding(d, 0);
+	CHECK_INT(f->occurrences, 10);
+	CHECK_INT(f->units, 2);
+	CHECK_INT(f->count_max, 100);
+	CHECK_INT(f->count_typical, 100);
+	CHECK_INT(f->queries, 8 * 100 + 2 * 40);
+	CHECK_STR(f->parent.norm->s, PAGE_POSTS);
+	CHECK_INT(f->site_index, 2);
+	CHECK_INT(f->stack[f->site_index].line, 29);
+	CHECK_STR(f->stack[f->site_index].func->s, "fk_nplus1");
+	detector__free(d);
+}
+
+static void test_stacks_unrelated_parent(void)
+{
+	struct detector *d = new_detector();
+	struct stream s = stream(d, 7);
+
+	/* persistent connection: a page that lists 100 posts, then an API
+	 * view hammered with one lookup per request, back to back.  The
+	 * lookups follow the list, and 50 <= 2 x 100 rows, but the stacks
+	 * show another view: no loop */
+	s.stacks = true;
+	site(&s, "post_list", 12);
+	send_q(&s, PAGE_POSTS, false, 100);
+	site(&s, "api_author", 70);
+	for (int r = 0; r < 50; r++) {
+		sqf(&s, AUTHOR, r);
+		s.t += 300 * US;
+	}
+	detector__finish(d);
+	CHECK_INT(detector__nfindings(d), 0);
+	detector__free(d);
+
+	/* without stacks, nothing tells them apart */
+	d = new_detector();
+	s = stream(d, 7);
+	send_q(&s, PAGE_POSTS, false, 100);
+	for (int r = 0; r < 50; r++) {
+		sqf(&s, AUTHOR, r);
+		s.t += 300 * US;
+	}
+	detector__finish(d);
+	CHECK_INT(detector__nfindings(d), 1);
+	detector__free(d);
+}
+
+static void test_stacks_loops_one_after_another(void)
+{
+	struct detector *d = new_detector();
+	struct stream s = stream(d, 7);
+	const struct finding *f;
+
+	/* one request, three loops over the same posts: the author statement
+	 * from two lines (two findings: the callsite tells them apart), then
+	 * the categories.  Each loop's parent is the posts query, not the
+	 * last query of the loop before it (one row) */
+	s.stacks = true;
+	site(&s, "report", 10);
+	send_q(&s, PAGE_POSTS, false, 20);
+	site(&s, "report", 11);
+	for (int i = 0; i < 20; i++)
+		sqf(&s, AUTHOR, i);
+	site(&s, "report", 14);
+	for (int i = 0; i < 20; i++)
+		sqf(&s, AUTHOR, i);
+	site(&s, "report", 17);
+	for (int i = 0; i < 20; i++)
+		sqf(&s, CATEGORY, i);
+	detector__finish(d);
+	CHECK_INT(detector__nfindings(d), 3);
+	for (size_t i = 0; i < detector__nfindings(d); i++) {
+		f = detector__finding(d, i);
+		CHECK_INT(f->count_max, 20);
+		CHECK_STR(f->parent.norm->s, PAGE_POSTS);
+		CHECK_INT(f->parent_rows, 20);
+		CHECK(f->site_index == 2);
+		CHECK_STR(f->hint.fix, strstr(f->stmt.norm->s, "blog_author") ?
+			  "Post.objects.select_related(\"author\")" :
+			  "Post.objects.select_related(\"category\")");
+	}
+	CHECK(find(d, FINDING_NPLUSONE, "blog_category") != NULL);
+	detector__free(d);
+}
+
+static void test_stacks_nested_and_library_loops(void)
+{
+	struct detector *d = new_detector();
+	struct stream s = stream(d, 7);
+	const struct finding *c, *u, *t, *a;
+	int users = 0;
+
+	/* nested loops in a view: the users' loop goes on across the
+	 * comments' loop */
+	s.stacks = true;
+	site(&s, "thread", 10);
+	send_q(&s, POSTS, false, 10);
+	for (int p = 1; p <= 10; p++) {
+		site(&s, "thread", 12);
+		sqf(&s, COMMENTS, p);
+		site(&s, "thread", 14);
+		for (int k = 0; k < p % 4; k++, users++)
+			sqf(&s, USER, 100 + users);
+	}
+	detector__conn_closed(d, s.pid, s.conn);
+	s.t += MS;
+
+	/*
+	 * A loop in library code (a REST framework's serializer): the list
+	 * comes from the framework's list() (line 40), then per row one field
+	 * calls the application (serializers.py:20), another loads tags in
+	 * the framework only (no application frame).  Both fields are called
+	 * from the same library line: the tags' parent is still the list.
+	 */
+	for (int r = 0; r < 2; r++) {
+		s.nframes = 0;
+		push(&s, DJANGO "db/backends/utils.py", "CursorWrapper._execute", 84);
+		push(&s, "/usr/lib/python3/dist-packages/rest_framework/pagination.py", "paginate_queryset", 212);
+		push(&s, "/usr/lib/python3/dist-packages/rest_framework/mixins.py", "ListModelMixin.list", 40);
+		outer_frames(&s, true);
+		send_q(&s, PAGE_POSTS, false, 30);
+		for (int i = 0; i < 30; i++) {
+			s.nframes = 0;
+			push(&s, DJANGO "db/backends/utils.py", "CursorWrapper._execute", 84);
+			push(&s, "/srv/app/blog/serializers.py", "PostSerializer.get_author_name", 20);
+			push(&s, "/usr/lib/python3/dist-packages/rest_framework/fields.py",
+			     "SerializerMethodField.to_representation", 1885);
+			push(&s, "/usr/lib/python3/dist-packages/rest_framework/serializers.py",
+			     "Serializer.to_representation", 522);
+			push(&s, "/usr/lib/python3/dist-packages/rest_framework/mixins.py", "ListModelMixin.list", 43);
+			outer_frames(&s, true);
+			sqf(&s, AUTHOR, i % 7);
+			s.nframes = 0;
+			push(&s, DJANGO "db/backends/utils.py", "CursorWrapper._execute", 84);
+			push(&s, "/usr/lib/python3/dist-packages/rest_framework/relations.py",
+			     "ManyRelatedField.to_representation", 569);
+			push(&s, "/usr/lib/python3/dist-packages/rest_framework/serializers.py",
+			     "Serializer.to_representation", 522);
+			push(&s, "/usr/lib/python3/dist-packages/rest_framework/mixins.py", "ListModelMixin.list", 43);
+			outer_frames(&s, true);
+			sqf(&s, "SELECT \"blog_tag\".\"id\" FROM \"blog_tag\" INNER JOIN \"blog_post_tags\" ON "
+			    "(\"blog_tag\".\"id\" = \"blog_post_tags\".\"tag_id\") WHERE \"blog_post_tags\".\"post_id\" = %d", i);
+		}
+		detector__conn_closed(d, s.pid, s.conn);
+		s.t += MS;
+	}
+	detector__finish(d);
+	CHECK_INT(detector__nfindings(d), 4);
+	c = find(d, FINDING_NPLUSONE, "blog_comment");
+	u = find(d, FINDING_NPLUSONE, "auth_user");
+	t = find(d, FINDING_NPLUSONE, "blog_tag");
+	a = find(d, FINDING_NPLUSONE, "blog_author");
+	CHECK(c && u && t && a);
+	if (!c || !u || !t || !a)
+		goto out;
+	CHECK_INT(c->count_max, 10);
+	CHECK_INT(u->count_max, users);
+	CHECK(strstr(u->parent.norm->s, "blog_comment") != NULL);
+	CHECK_INT(a->occurrences, 2);
+	CHECK_INT(a->count_max, 30);
+	CHECK_STR(a->parent.norm->s, PAGE_POSTS);
+	CHECK_INT(a->stack[a->site_index].line, 20);
+	CHECK_INT(t->occurrences, 2);
+	CHECK_INT(t->count_max, 30);
+	CHECK_STR(t->parent.norm->s, PAGE_POSTS);
+	CHECK_INT(t->site_index, -1);	/* no application frame */
+	CHECK_STR(t->hint.fix, "Post.objects.prefetch_related(\"tags\")");
+out:
+	detector__free(d);
 }
 
 /* The hash map under the detector: random puts and deletes against a
@@ -973,6 +1465,7 @@ int main(void)
 	RUN(test_prepared_statements);
 	RUN(test_long_loop_spans_units);
 	RUN(test_tick_closes_idle_units);
+	RUN(test_slow_query_in_a_loop);
 	RUN(test_ranked_by_wasted_time);
 	RUN(test_truncated_texts);
 	RUN(test_examples_only_when_asked);
@@ -981,6 +1474,11 @@ int main(void)
 	RUN(test_more_repeats_than_parent_rows);
 	RUN(test_conn_closed_ends_the_unit);
 	RUN(test_demo_traffic);
+	RUN(test_slow_iterations);
+	RUN(test_stacks_same_page_back_to_back);
+	RUN(test_stacks_unrelated_parent);
+	RUN(test_stacks_loops_one_after_another);
+	RUN(test_stacks_nested_and_library_loops);
 	RUN(test_u64map);
 	return unit_summary();
 }

@@ -92,8 +92,8 @@ static const char golden_text[] =
 static const char golden_json[] =
 	"{\"totals\":{\"queries\":327,\"prepares\":0,\"neutral\":3,\"units\":4,\"threads\":2,\"db_time_ns\":98150000,\"first_"
 	"ns\":1700000000000000000,\"last_ns\":1700000060124230000,\"findings\":2,\"findings_dropped\":0,\"dropped\":7,\""
-	"not_loops\":0,\"untracked\":0,\"fingerprints\":{\"lookups\":327,\"hits\":321,\"parses\":6,\"unparsed\":0}},\"option"
-	"s\":{\"idle_gap_ns\":100000000,\"pause_ns\":1000000,\"max_span_ns\":10000000000,\"min_repeats\":5,\"min_duplica"
+	"not_loops\":0,\"unrelated_parents\":0,\"untracked\":0},\"option"
+	"s\":{\"idle_gap_ns\":100000000,\"pause_ns\":0,\"max_span_ns\":10000000000,\"min_repeats\":5,\"min_duplica"
 	"tes\":3,\"show_values\":false},\"findings\":[{\"rank\":1,\"kind\":\"n+1\",\"fingerprint\":\"1581435d636f87ce\",\"pars"
 	"ed\":true,\"sql\":\"SELECT \\\"blog_author\\\".\\\"id\\\", \\\"blog_author\\\".\\\"name\\\" FROM \\\"blog_author\\\" WHERE "
 	"\\\"blog_author\\\".\\\"id\\\" = $1 LIMIT "
