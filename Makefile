@@ -5,6 +5,7 @@
 #   make test       as root: every test (installs what is missing)
 #   make unit       the tests that need no root and no kernel
 #   make deps       as root: install the Debian packages the build and tests use
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS each (600)
 #   make bench      as root: the benchmark (bench/README.md); BENCH_ARGS=--quick for a short run
 #   make clean
 #
@@ -119,7 +120,7 @@ vmlinux:
 BUILD_PKGS := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libpq-dev \
 	libpg-query-dev make pkg-config
 TEST_PKGS := postgresql postgresql-contrib python3-psycopg2 python3-psycopg \
-	python3-django python3-pytest gunicorn libpq5
+	python3-django python3-pytest gunicorn libpq5 valgrind libclang-rt-14-dev
 
 .PHONY: deps check-root
 check-root:
@@ -169,3 +170,40 @@ $(OUT)/floor: bench/floor.c $(OUT)/floor.skel.h | $(OUT)
 bench: check-root deps pqsnoop $(OUT)/floor
 	$(Q)$(PYTHON) bench/run_bench.py --pqsnoop $(CURDIR)/pqsnoop \
 	  --floor $(CURDIR)/$(OUT)/floor $(BENCH_ARGS)
+
+# --- fuzzing ---------------------------------------------------------------
+# libFuzzer targets (tests/fuzz/README.md) on the core objects, built with
+# clang -fsanitize=fuzzer,address,undefined into build/fuzz/.  test_fuzz.py
+# (part of `make test` and `make unit`) builds them itself when missing and
+# runs each 20 s; `make fuzz` runs them FUZZ_SECONDS each (both at once).
+FUZZ_CC ?= clang
+FUZZ_OUT ?= build/fuzz
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := fuzz_fingerprint fuzz_capture
+FUZZ_CFLAGS := -g -O1 -std=gnu11 $(WARN) -Wno-format-nonliteral -D_GNU_SOURCE \
+	-fno-omit-frame-pointer -fno-sanitize-recover=all \
+	-fsanitize=fuzzer-no-link,address,undefined \
+	-Ibuild -Ibpf -Iuser -I/usr/include/postgresql
+FUZZ_OBJS := $(patsubst user/%.c,$(FUZZ_OUT)/obj/%.o,$(CORE_SRCS))
+FUZZ_BINS := $(addprefix $(FUZZ_OUT)/,$(FUZZ_TARGETS))
+
+$(FUZZ_OUT)/obj/%.o: user/%.c $(wildcard user/*.h) bpf/pqsnoop.h bpf/pystack.h | $(FUZZ_OUT)/obj
+	$(msg) FUZZCC $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_OUT)/libcore.a: $(FUZZ_OBJS)
+	$(msg) AR $@
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OUT)/libcore.a
+	$(msg) FUZZLD $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_OUT)/libcore.a $(LDLIBS_CORE)
+
+$(FUZZ_OUT)/obj:
+	$(Q)mkdir -p $@
+
+.PHONY: fuzz-bins fuzz
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-bins
+	$(Q)cd tests && FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTEST) -q -p no:cacheprovider test_fuzz.py $(PYTEST_ARGS)

@@ -1,0 +1,1 @@
+SELECT "blog_author"."id", "blog_author"."name" FROM "blog_author" WHERE "blog_author"."id" = 1 LIMIT 21

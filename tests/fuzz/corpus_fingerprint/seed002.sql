@@ -1,0 +1,1 @@
+SELECT "blog_category"."id", "blog_category"."name" FROM "blog_category" WHERE "blog_category"."id" = 1 LIMIT 21

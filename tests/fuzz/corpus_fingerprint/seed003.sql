@@ -1,0 +1,1 @@
+SELECT "blog_post"."id", "blog_post"."title", "blog_post"."body", "blog_post"."author_id", "blog_post"."category_id", "blog_post"."view_count", "blog_author"."id", "blog_author"."name" FROM "blog_post" INNER JOIN "blog_author" ON ("blog_post"."author_id" = "blog_author"."id") ORDER BY "blog_post"."id" ASC

@@ -1,0 +1,1 @@
+SELECT "blog_author"."id", "blog_author"."name" FROM "blog_author" ORDER BY "blog_author"."id" ASC

@@ -1,0 +1,1 @@
+SELECT "blog_post"."id", "blog_post"."title", "blog_post"."body", "blog_post"."author_id", "blog_post"."category_id", "blog_post"."view_count" FROM "blog_post" WHERE "blog_post"."author_id" = 1

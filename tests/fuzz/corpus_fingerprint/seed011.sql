@@ -1,0 +1,1 @@
+SELECT "blog_post"."id", "blog_post"."title", "blog_post"."body", "blog_post"."author_id", "blog_post"."category_id", "blog_post"."view_count", COUNT("blog_comment"."id") AS "n_comments" FROM "blog_post" LEFT OUTER JOIN "blog_comment" ON ("blog_post"."id" = "blog_comment"."post_id") GROUP BY "blog_post"."id" ORDER BY "blog_post"."id" ASC

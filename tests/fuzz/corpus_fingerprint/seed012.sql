@@ -1,0 +1,1 @@
+SELECT "blog_post"."id" FROM "blog_post" ORDER BY "blog_post"."id" ASC

@@ -1,0 +1,1 @@
+INSERT INTO "blog_visit" ("post_id", "created") VALUES (1, '2026-11-26T11:48:21.506013+00:00'::timestamptz) RETURNING "blog_visit"."id"

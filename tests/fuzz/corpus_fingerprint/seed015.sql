@@ -1,0 +1,1 @@
+UPDATE "blog_post" SET "view_count" = 1 WHERE "blog_post"."id" = 1

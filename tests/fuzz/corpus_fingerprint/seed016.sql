@@ -1,0 +1,1 @@
+UPDATE "blog_post" SET "view_count" = ("blog_post"."view_count" + 1)

@@ -1,0 +1,1 @@
+SELECT (1) AS "a" FROM "blog_comment" WHERE "blog_comment"."post_id" = 1 LIMIT 1

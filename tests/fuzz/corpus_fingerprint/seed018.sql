@@ -1,0 +1,1 @@
+SELECT "blog_post"."id", "blog_post"."title", "blog_post"."body", "blog_post"."author_id", "blog_post"."category_id", "blog_post"."view_count", EXISTS(SELECT (1) AS "a" FROM "blog_comment" U0 WHERE U0."post_id" = "blog_post"."id" LIMIT 1) AS "has_comments" FROM "blog_post" ORDER BY "blog_post"."id" ASC

@@ -1,0 +1,1 @@
+SELECT "blog_sitesettings"."id", "blog_sitesettings"."site_name", "blog_sitesettings"."title_prefix" FROM "blog_sitesettings" WHERE "blog_sitesettings"."id" = 1 LIMIT 21

@@ -1,0 +1,1 @@
+SELECT 'it''s', E'a\nb', $$dollar$$, $tag$x$tag$, B'101', X'ff', U&'d\0061t'

@@ -1,0 +1,1 @@
+SELECT "a""b" FROM "T 1" WHERE x = 'a'||'b'

@@ -1,0 +1,1 @@
+SELECT interval '1 day', date '2020-01-01', 'x'::varchar(10), ARRAY[1,2], '{1,2}'::int[]
