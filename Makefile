@@ -207,3 +207,11 @@ fuzz-bins: $(FUZZ_BINS)
 
 fuzz: fuzz-bins
 	$(Q)cd tests && FUZZ_SECONDS=$(FUZZ_SECONDS) $(PYTEST) -q -p no:cacheprovider test_fuzz.py $(PYTEST_ARGS)
+
+# --- soak ------------------------------------------------------------------
+# pgbench at its highest rate, traced for SOAK_SECONDS: exact count, zero
+# drops, flat memory (tests/soak.py).  A documented run, not part of `test`.
+SOAK_SECONDS ?= 600
+.PHONY: soak
+soak: check-root deps pqsnoop
+	$(Q)$(PYTHON) tests/soak.py --seconds $(SOAK_SECONDS) --pqsnoop $(CURDIR)/pqsnoop
