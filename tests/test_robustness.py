@@ -122,3 +122,30 @@ def test_ring_buffer_overflow_is_counted_exactly(runner, tmp_path):
     # every delivered query's text is one the client sent, in order
     nums = [int(q["sql"].split()[1]) for q in queries]
     assert nums == sorted(nums) and len(set(nums)) == len(nums)
+
+
+def test_megabyte_queries(runner, tmp_path):
+    """A 1 MiB query: its real length measured in the kernel, 4096 bytes of
+    text; a 5 MiB one: past the 4 MiB the kernel measures, its length is
+    reported as a lower bound.  Neither is lost."""
+    script = tmp_path / "big.py"
+    script.write_text(
+        "import psycopg2, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from _common import ready, wait_go, done\n"
+        "c = psycopg2.connect(''); c.autocommit = True; cur = c.cursor()\n"
+        "ready()\nwait_go()\n"
+        "for n in (1 << 20, 5 << 20):\n"
+        "    cur.execute(\"SELECT length('\" + 'x' * n + \"')\")\n"
+        "    assert cur.fetchone()[0] == n\n"
+        "done()\n" % CLIENTS)
+    tr = runner.trace([PYTHON, str(script)])
+    q1, q5 = tr.queries
+    assert q1["sql_len"] == len("SELECT length('')") + (1 << 20)
+    assert q1["truncated"] and len(q1["sql"]) == 4096 and "sql_len_is_lower_bound" not in q1
+    assert q1["sql"] == "SELECT length('" + "x" * (4096 - 15)
+    assert q5["truncated"] and len(q5["sql"]) == 4096
+    assert q5.get("sql_len_is_lower_bound") is True
+    assert 4 << 20 <= q5["sql_len"] < (5 << 20) + 17
+    assert (q1["status"], q5["status"], q1["rows"], q5["rows"]) == ("ok", "ok", 1, 1)
+    assert tr.summary["dropped"] == 0
