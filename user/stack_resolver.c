@@ -115,12 +115,7 @@ uint32_t stack_resolver__resolve(struct stack_resolver *r, pid_t pid,
 	for (uint32_t i = 0; i < n; i++) {
 		struct py_sym sym;
 
-		int err = py_syms__resolve(r->syms, e->pp, &raw->frames[i], &sym);
-
-		if (getenv("PQSNOOP_DEBUG_SYMS"))
-			fprintf(stderr, "resolve pid %d code %llx: %d\n", (int)pid,
-				(unsigned long long)raw->frames[i].code, err);
-		if (err == 0) {
+		if (py_syms__resolve(r->syms, e->pp, &raw->frames[i], &sym) == 0) {
 			out[i].file = sym.file;
 			out[i].func = sym.func;
 			out[i].line = sym.line > 0 ? (uint32_t)sym.line : 0;

@@ -310,11 +310,9 @@ static void on_stack(struct run *r, const struct pq_rec_stack *s, size_t size)
 	    size < PQ_REC_STACK_HDR_SIZE + PY_STACK_SIZE(s->py.nframes))
 		return;
 	n = stack_resolver__resolve(r->sr, s->pid, &s->py, frames, &error);
-	if (assembler__attach_stack(r->as, s->pid, s->conn, s->seq, frames, n,
-				    s->py.truncated, error))
-		debug("stack of pid %u seq %llu: no such query", s->pid, (unsigned long long)s->seq);
-	else
-		debug("stack of pid %u: %u frames, err %u", s->pid, n, s->py.err);
+	/* no such query: its SEND record was dropped (counted there) */
+	assembler__attach_stack(r->as, s->pid, s->conn, s->seq, frames, n,
+				s->py.truncated, error);
 }
 
 /* A query sent while its process's interpreter is still being learned
