@@ -166,6 +166,15 @@ void jw_kv_double(struct json_writer *jw, const char *key, double v)
 	jw_double(jw, v);
 }
 
+void jw_frame(struct json_writer *jw, const char *file, const char *func, uint32_t line)
+{
+	jw_start_object(jw);
+	jw_kv_string(jw, "file", file);
+	jw_kv_string(jw, "func", func);
+	jw_kv_uint(jw, "line", line);
+	jw_end_object(jw);
+}
+
 size_t jw_replaced(const struct json_writer *jw)
 {
 	return jw->replaced;

@@ -53,6 +53,10 @@ void jw_kv_uint(struct json_writer *jw, const char *key, uint64_t v);
 void jw_kv_bool(struct json_writer *jw, const char *key, bool v);
 void jw_kv_double(struct json_writer *jw, const char *key, double v);
 
+/* A Python frame as {"file":..,"func":..,"line":..}; NULL strings are null.
+ * Every output that shows stacks writes frames with this. */
+void jw_frame(struct json_writer *jw, const char *file, const char *func, uint32_t line);
+
 /* Bytes of string data replaced by U+FFFD so far (invalid UTF-8). */
 size_t jw_replaced(const struct json_writer *jw);
 

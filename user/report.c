@@ -323,23 +323,16 @@ static void json_finding(struct json_writer *jw, const struct finding *fi, size_
 	if (fi->site_index >= 0) {
 		const struct finding_frame *site = &fi->stack[fi->site_index];
 
-		jw_start_object(jw);
-		jw_text(jw, "file", site->file);
-		jw_text(jw, "func", site->func);
-		jw_kv_uint(jw, "line", site->line);
-		jw_end_object(jw);
+		jw_frame(jw, site->file ? site->file->s : NULL,
+			 site->func ? site->func->s : NULL, site->line);
 	} else {
 		jw_null(jw);
 	}
 	jw_key(jw, "stack");
 	jw_start_array(jw);
-	for (uint32_t i = 0; i < fi->nstack; i++) {
-		jw_start_object(jw);
-		jw_text(jw, "file", fi->stack[i].file);
-		jw_text(jw, "func", fi->stack[i].func);
-		jw_kv_uint(jw, "line", fi->stack[i].line);
-		jw_end_object(jw);
-	}
+	for (uint32_t i = 0; i < fi->nstack; i++)
+		jw_frame(jw, fi->stack[i].file ? fi->stack[i].file->s : NULL,
+			 fi->stack[i].func ? fi->stack[i].func->s : NULL, fi->stack[i].line);
 	jw_end_array(jw);
 
 	/* literal values only when asked for */

@@ -84,24 +84,15 @@ static void query_json(struct watch_out *w, const struct pq_query *q)
 	if (q->nframes) {
 		jw_key(jw, "stack");
 		jw_start_array(jw);
-		for (uint32_t i = 0; i < q->nframes; i++) {
-			jw_start_object(jw);
-			jw_kv_string(jw, "file", q->stack[i].file);
-			jw_kv_string(jw, "func", q->stack[i].func);
-			jw_kv_uint(jw, "line", q->stack[i].line);
-			jw_end_object(jw);
-		}
+		for (uint32_t i = 0; i < q->nframes; i++)
+			jw_frame(jw, q->stack[i].file, q->stack[i].func, q->stack[i].line);
 		jw_end_array(jw);
 		if (q->stack_truncated)
 			jw_kv_bool(jw, "stack_truncated", true);
 	}
 	if (site) {
 		jw_key(jw, "callsite");
-		jw_start_object(jw);
-		jw_kv_string(jw, "file", site->file);
-		jw_kv_string(jw, "func", site->func);
-		jw_kv_uint(jw, "line", site->line);
-		jw_end_object(jw);
+		jw_frame(jw, site->file, site->func, site->line);
 	}
 	if (q->stack_error)
 		jw_kv_string(jw, "stack_error", q->stack_error);
